@@ -1,0 +1,92 @@
+"""SB3 algorithms with two additions the spiking-actor recipes need.
+
+1. **Separate actor learning rate.** SB3 refreshes every optimizer's learning rate from one schedule at
+   each ``train()`` call. Here, optimizer parameter groups tagged ``lr_role="actor"`` (the actor network,
+   and PPO's log-std) follow ``actor_learning_rate``; all other groups (critics, SAC's log-std head) follow
+   ``learning_rate``. Both are logged to TensorBoard.
+2. **Observation statistics inside the model.** ``save()`` stores the ``VecNormalize`` statistics of the
+   training env in the zip; a model loaded without a ``VecNormalize`` env normalises raw observations in
+   ``predict()`` itself, so ``TD3.load(path).predict(raw_obs)`` reproduces the training-time actions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from stable_baselines3 import DDPG as SB3DDPG
+from stable_baselines3 import PPO as SB3PPO
+from stable_baselines3 import SAC as SB3SAC
+from stable_baselines3 import TD3 as SB3TD3
+from stable_baselines3.common.utils import FloatSchedule
+from stable_baselines3.common.vec_env import VecNormalize
+
+from agents.sb3 import ppo, sac, td3
+from agents.sb3.common import ACTOR_ROLE
+from envs.normalization import ObservationStats
+
+class SpikingAlgorithmMixin:
+    """Adds ``actor_learning_rate`` and model-embedded observation statistics to an SB3 algorithm."""
+
+    def __init__(self, *args, actor_learning_rate: float | None = None, **kwargs) -> None:
+        self.actor_learning_rate = actor_learning_rate
+        self.obs_normalization: ObservationStats | None = None
+        super().__init__(*args, **kwargs)
+
+    def _setup_lr_schedule(self) -> None:
+        super()._setup_lr_schedule()
+        rate = self.learning_rate if self.actor_learning_rate is None else self.actor_learning_rate
+        self.actor_lr_schedule = FloatSchedule(rate)
+
+    def _update_learning_rate(self, optimizers: list[torch.optim.Optimizer] | torch.optim.Optimizer) -> None:
+        progress = self._current_progress_remaining
+        rates = {ACTOR_ROLE: self.actor_lr_schedule(progress), None: self.lr_schedule(progress)}
+        self.logger.record("train/learning_rate", rates[None])
+        self.logger.record("train/actor_learning_rate", rates[ACTOR_ROLE])
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            for group in optimizer.param_groups:
+                group["lr"] = rates[group.get("lr_role")]
+
+    def save(self, path, exclude=None, include=None) -> None:  # type: ignore[override]
+        venv = self.get_vec_normalize_env()
+        if isinstance(venv, VecNormalize):
+            self.obs_normalization = ObservationStats.from_vec_normalize(venv)
+        super().save(path, exclude=exclude, include=include)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):  # type: ignore[override]
+        if self.obs_normalization is not None and self.get_vec_normalize_env() is None:
+            observation = self.obs_normalization.normalize(np.asarray(observation))
+        return super().predict(observation, state, episode_start, deterministic)
+
+    def restore_normalization(self, env: VecNormalize) -> None:
+        """Load the statistics saved with this model into ``env`` (e.g. when resuming training)."""
+        if self.obs_normalization is not None:
+            self.obs_normalization.apply_to(env)
+
+
+class TD3(SpikingAlgorithmMixin, SB3TD3):
+    """SB3 TD3 with a separate actor learning rate, e.g. ``TD3(ILCSANPolicy, env, actor_learning_rate=1e-4)``."""
+
+    policy_aliases = {**SB3TD3.policy_aliases, **td3.POLICY_ALIASES}
+
+
+class DDPG(SpikingAlgorithmMixin, SB3DDPG):
+    """SB3 DDPG (TD3 with one critic, no delay, no target smoothing) with a separate actor learning rate."""
+
+    policy_aliases = {**SB3DDPG.policy_aliases, **td3.POLICY_ALIASES}
+
+
+class SAC(SpikingAlgorithmMixin, SB3SAC):
+    """SB3 SAC whose actor mean is the actor network; spiking parts follow ``actor_learning_rate``."""
+
+    policy_aliases = {**SB3SAC.policy_aliases, **sac.POLICY_ALIASES}
+
+
+class PPO(SpikingAlgorithmMixin, SB3PPO):
+    """SB3 PPO whose Gaussian mean is ``tanh(actor network)``; actor and log-std follow ``actor_learning_rate``."""
+
+    policy_aliases = {**SB3PPO.policy_aliases, **ppo.POLICY_ALIASES}
+
+
+ALGORITHMS = {"td3": TD3, "ddpg": DDPG, "sac": SAC, "ppo": PPO}
+# policy class taking ``actor_config`` for each algorithm
+POLICIES = {"td3": td3.NetworkTD3Policy, "ddpg": td3.NetworkTD3Policy, "sac": sac.NetworkSACPolicy, "ppo": ppo.NetworkPPOPolicy}
