@@ -16,6 +16,14 @@ from neurons.surrogate import spike
 from neurons.synapses import GroupedLinear
 
 
+@pytest.fixture(params=["kernel", "torch"])
+def lif_path(request, monkeypatch):
+    """Run a test on the numba kernels and on the torch fallback (``_use_kernels`` forced to False)."""
+    if request.param == "torch":
+        monkeypatch.setattr(neurons.lif, "_use_kernels", lambda tensor: False)
+    return request.param
+
+
 def column(values, dtype=torch.float64) -> torch.Tensor:
     """A single-neuron trace ``[T, 1, 1]``."""
     return torch.tensor(values, dtype=dtype).view(-1, 1, 1)
@@ -36,9 +44,10 @@ def test_spike_forward_is_strict_heaviside():
     ("width", "height", "inside", "outside"),
     [
         # width 0.5: box |v - 0.5| < 0.5, height 1 / (2 * 0.5) = 1
-        (0.5, 1.0, [0.01, 0.2, 0.5, 0.8, 0.99], [-0.5, -0.01, 1.01, 2.0]),
+        # (the edges v = 0 and v = 1 are |v - 0.5| = 0.5, not < 0.5 -> 0)
+        (0.5, 1.0, [0.01, 0.2, 0.5, 0.8, 0.99], [-0.5, -0.01, 0.0, 1.0, 1.01, 2.0]),
         # width 0.25: box |v - 0.5| < 0.25, height 1 / (2 * 0.25) = 2 (unit area)
-        (0.25, 2.0, [0.26, 0.4, 0.5, 0.6, 0.74], [0.0, 0.2, 0.8, 1.0]),
+        (0.25, 2.0, [0.26, 0.4, 0.5, 0.6, 0.74], [0.0, 0.2, 0.25, 0.75, 0.8, 1.0]),
     ],
 )
 def test_spike_surrogate_gradient_is_unit_area_box(width, height, inside, outside):
@@ -64,7 +73,7 @@ def test_spike_invalid_width_raises(width):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_lif_three_step_trace_default_params():
+def test_lif_three_step_trace_default_params(lif_path):
     # a_c = 0.5, a_v = 0.75, th = 0.5, I = 0.2 every step
     # c = 0.2, 0.5*0.2 + 0.2 = 0.3, 0.5*0.3 + 0.2 = 0.35
     # h = 0.2, 0.75*0.2 + 0.3 = 0.45, 0.75*0.45 + 0.35 = 0.6875 -> spikes 0, 0, 1
@@ -75,7 +84,7 @@ def test_lif_three_step_trace_default_params():
     assert layer(column([0.2, 0.2, 0.2], torch.float32)).flatten().tolist() == [0.0, 0.0, 1.0]
 
 
-def test_lif_hard_reset_after_spike():
+def test_lif_hard_reset_after_spike(lif_path):
     # Continue the trace above: spike at t = 2 resets v_2 = 0, so h_3 is only c_3.
     # c_3 = 0.5*0.35 + 0.2 = 0.375,  h_3 = 0.75*0 + 0.375 = 0.375           -> 0
     # c_4 = 0.5*0.375 + 0.2 = 0.3875, h_4 = 0.75*0.375 + 0.3875 = 0.66875   -> 1
@@ -85,7 +94,7 @@ def test_lif_hard_reset_after_spike():
     torch.testing.assert_close(membrane.flatten(), expected)
 
 
-def test_lif_spike_on_first_step_resets():
+def test_lif_spike_on_first_step_resets(lif_path):
     # I = [0.9, 0, 0]: h_0 = 0.9 -> spike, v_0 = 0
     # c_1 = 0.45, h_1 = 0 + 0.45 = 0.45 -> 0;  c_2 = 0.225, h_2 = 0.75*0.45 + 0.225 = 0.5625 -> 1
     spikes, membrane = current_lif_scan(column([0.9, 0.0, 0.0]), LIFParameters())
@@ -93,7 +102,7 @@ def test_lif_spike_on_first_step_resets():
     torch.testing.assert_close(membrane.flatten(), torch.tensor([0.9, 0.45, 0.5625], dtype=torch.float64))
 
 
-def test_lif_configurable_decays_and_threshold():
+def test_lif_configurable_decays_and_threshold(lif_path):
     # a_c = 1.0, a_v = 0.5, th = 1.0, I = 0.3
     # c = 0.3, 0.6, 0.9, 1.2
     # h_0 = 0.3; h_1 = 0.15 + 0.6 = 0.75; h_2 = 0.375 + 0.9 = 1.275 -> spike, v = 0; h_3 = 0 + 1.2 = 1.2 -> spike
@@ -105,11 +114,12 @@ def test_lif_configurable_decays_and_threshold():
     spikes, membrane = current_lif_scan(column([0.3] * 4), LIFParameters())
     assert spikes.flatten().tolist() == [0.0, 1.0, 1.0, 1.0]
     torch.testing.assert_close(membrane.flatten(), torch.tensor([0.3, 0.675, 0.525, 0.5625], dtype=torch.float64))
-    layer = CurrentLIF(current_decay=0.0, voltage_decay=0.0, threshold=0.25)  # no memory: s_t = [I_t > 0.25]
+    # no memory: s_t = [I_t > 0.25]; I = 0.25 is exactly at threshold -> 0
+    layer = CurrentLIF(current_decay=0.0, voltage_decay=0.0, threshold=0.25)
     assert layer(column([0.2, 0.3, 0.25, 0.1, 1.0])).flatten().tolist() == [0.0, 1.0, 0.0, 0.0, 1.0]
 
 
-def test_lif_recurrent_block_direction():
+def test_lif_recurrent_block_direction(lif_path):
     # G = 1, P = 2, blocks[0] = [[0, 0], [0.8, 0]]: neuron 0 drives neuron 1 (blocks[g, i, j]: j -> i).
     # I = [[0.6, 0], [0, 0], [0, 0]]
     # t0: h = [0.6, 0]                         s = [1, 0]
@@ -118,15 +128,10 @@ def test_lif_recurrent_block_direction():
     current = torch.zeros(3, 1, 2, dtype=torch.float64)
     current[0, 0, 0] = 0.6
     blocks = torch.tensor([[[0.0, 0.0], [0.8, 0.0]]], dtype=torch.float64)
-    for use_kernels in (True, False):
-        neurons.lif._use_kernels, original = (lambda t: use_kernels), neurons.lif._use_kernels
-        try:
-            spikes, membrane = current_lif_scan(current, LIFParameters(), blocks)
-        finally:
-            neurons.lif._use_kernels = original
-        assert spikes[:, 0].tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
-        expected = torch.tensor([[0.6, 0.0], [0.3, 0.8], [0.375, 0.4]], dtype=torch.float64)
-        torch.testing.assert_close(membrane[:, 0], expected)
+    spikes, membrane = current_lif_scan(current, LIFParameters(), blocks)
+    assert spikes[:, 0].tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
+    expected = torch.tensor([[0.6, 0.0], [0.3, 0.8], [0.375, 0.4]], dtype=torch.float64)
+    torch.testing.assert_close(membrane[:, 0], expected)
 
 
 def test_lif_parameter_and_shape_validation():
@@ -264,7 +269,8 @@ def test_encoder_receptive_field_values():
     assert a[0, 5].item() == pytest.approx(0.6904786, rel=1e-5)  # mu_5 = +1/3, symmetric
     assert a[0, 3].item() == pytest.approx(0.0356740, rel=1e-4)
     assert a[0, 0].item() == pytest.approx(9.3576e-14, rel=1e-3)
-    # dim 1, x = 1 sits on the centre mu_6 = 1 -> A = 1; mu_7 = 5/3: exp(-0.5 * (4/9) / 0.15) = exp(-1.481481..) = 0.227301..
+    # dim 1, x = 1 sits on the centre mu_6 = 1 -> A = 1
+    #        mu_7 = 5/3: exp(-0.5 * (4/9) / 0.15) = exp(-1.481481..) = 0.227301..
     assert a[0, 16].item() == pytest.approx(1.0, abs=1e-6)
     assert a[0, 17].item() == pytest.approx(0.2273007, rel=1e-5)
 

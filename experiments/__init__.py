@@ -1,0 +1,1 @@
+"""Configs, training/evaluation runners, benchmarks and result plots."""

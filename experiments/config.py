@@ -1,0 +1,268 @@
+"""Run configuration: dataclasses loaded from YAML, validated, and overridable from the command line.
+
+A config file has four sections, each optional::
+
+    env:   {id: Hopper-v5, n_envs: 1, normalize_obs: true, clip_obs: 3.0}
+    actor: {name: ilcsan, timesteps: 5, ...}          # agents.actors.ActorConfig
+    algo:  {name: td3, actor_learning_rate: 1.0e-4, ...}
+    train: {timesteps: 100000, seed: 0, ...}
+
+Unknown keys are rejected by name; values are type-checked. Algorithm hyperparameters left unset take the
+papers' recipe for that algorithm (:data:`ALGO_DEFAULTS`); setting one that the algorithm does not use is
+an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.actors import ActorConfig
+
+ALGO_NAMES = ("td3", "ddpg", "sac", "ppo")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is malformed."""
+
+
+@dataclass
+class EnvConfig:
+    id: str = "InvertedPendulum-v5"
+    n_envs: int = 1
+    normalize_obs: bool = True
+    clip_obs: float = 3.0
+
+
+_OFF_POLICY = {
+    "learning_rate": 1e-3,  # critics (and SAC's log-std head)
+    "actor_learning_rate": 1e-4,
+    "batch_size": 100,
+    "buffer_size": 1_000_000,
+    "learning_starts": 10_000,
+    "train_freq": 50,
+    "gradient_steps": 50,
+    "gamma": 0.99,
+    "tau": 0.005,
+    "critic_hidden_sizes": [256, 256],
+}
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "td3": {**_OFF_POLICY, "action_noise": 0.1, "policy_delay": 2, "target_policy_noise": 0.2, "target_noise_clip": 0.5},
+    "ddpg": {**_OFF_POLICY, "action_noise": 0.1},
+    "sac": {**_OFF_POLICY, "ent_coef": 0.2},
+    "ppo": {
+        "learning_rate": 1e-4,  # value function
+        "actor_learning_rate": 1e-5,  # actor network and log-std
+        "batch_size": 100,
+        "n_steps": 1000,
+        "n_epochs": 25,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "clip_range": 0.2,
+        "ent_coef": 0.001,
+        "vf_coef": 0.5,
+        "max_grad_norm": 0.5,
+        "log_std_init": -0.5,
+        "critic_hidden_sizes": [256, 256],
+    },
+}
+
+
+@dataclass
+class AlgoConfig:
+    """Algorithm hyperparameters; ``None`` means "the recipe default for ``name``" (see :data:`ALGO_DEFAULTS`)."""
+
+    name: str = "td3"
+    learning_rate: float | None = None
+    actor_learning_rate: float | None = None
+    batch_size: int | None = None
+    buffer_size: int | None = None
+    learning_starts: int | None = None
+    train_freq: int | None = None
+    gradient_steps: int | None = None
+    gamma: float | None = None
+    tau: float | None = None
+    action_noise: float | None = None
+    policy_delay: int | None = None
+    target_policy_noise: float | None = None
+    target_noise_clip: float | None = None
+    ent_coef: float | str | None = None
+    n_steps: int | None = None
+    n_epochs: int | None = None
+    gae_lambda: float | None = None
+    clip_range: float | None = None
+    vf_coef: float | None = None
+    max_grad_norm: float | None = None
+    log_std_init: float | None = None
+    critic_hidden_sizes: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in ALGO_NAMES:
+            raise ConfigError(f"algo.name: unknown algorithm {self.name!r}; valid: {', '.join(ALGO_NAMES)}")
+        defaults = ALGO_DEFAULTS[self.name]
+        for key in self.hyperparameter_names():
+            value = getattr(self, key)
+            if value is None:
+                setattr(self, key, defaults.get(key))
+            elif key not in defaults:
+                raise ConfigError(f"algo.{key} does not apply to {self.name} (it uses: {', '.join(defaults)})")
+
+    @staticmethod
+    def hyperparameter_names() -> list[str]:
+        return [f.name for f in dataclasses.fields(AlgoConfig) if f.name != "name"]
+
+    def used(self) -> dict[str, Any]:
+        """The hyperparameters this algorithm uses, resolved."""
+        return {key: getattr(self, key) for key in ALGO_DEFAULTS[self.name]}
+
+
+@dataclass
+class TrainConfig:
+    timesteps: int = 100_000
+    seed: int = 0
+    eval_freq: int = 10_000  # environment steps between evaluations (and checkpoints)
+    eval_episodes: int = 10
+    checkpoint_freq: int = 10_000
+    keep_checkpoints: int = 2
+    num_threads: int = 1
+    device: str = "cpu"
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("timesteps", "eval_freq", "eval_episodes", "checkpoint_freq", "keep_checkpoints", "num_threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass
+class RunConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["algo"] = {"name": self.algo.name, **self.algo.used()}
+        return data
+
+
+SECTIONS: dict[str, type] = {"env": EnvConfig, "actor": ActorConfig, "algo": AlgoConfig, "train": TrainConfig}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a dataclass field annotation (coercing YAML's ``1e-4`` strings to float)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    raise ConfigError(f"{where}: unsupported field type {annotation}")
+
+
+def _build_section(name: str, values: dict[str, Any]) -> Any:
+    cls = SECTIONS[name]
+    if not isinstance(values, dict):
+        raise ConfigError(f"section {name!r} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {name}: {', '.join(unknown)}; valid: {', '.join(hints)}")
+    kwargs = {key: _coerce(value, hints[key], f"{name}.{key}") for key, value in values.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Build and validate a :class:`RunConfig` from nested mappings."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
+    return RunConfig(**{name: _build_section(name, data.get(name) or {}) for name in SECTIONS})
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections (env, actor, algo, train)")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``"section.key=value"`` -> ``(section, key, value)`` with ``value`` parsed as YAML."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. actor.timesteps=8)")
+    path, raw = text.split("=", 1)
+    section, key = path.split(".", 1)
+    if section not in SECTIONS:
+        raise ConfigError(f"override {text!r}: unknown section {section!r}; valid: {', '.join(SECTIONS)}")
+    return section, key, yaml.safe_load(raw)
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
+) -> RunConfig:
+    """Config from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
+    data = read_yaml(path) if path is not None else {}
+    for section, values in (overrides or {}).items():
+        merged = dict(data.get(section) or {})
+        merged.update(values)
+        data[section] = merged
+    return config_from_dict(data)

@@ -1,0 +1,100 @@
+"""Deterministic rollouts of a trained model with return, activity and energy statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.activity import ENERGY_PER_MAC_PJ, ActivityReport, mlp_macs
+from agents.actors import ActorNetwork, SpikingActor
+
+
+def actor_network(model: BaseAlgorithm) -> ActorNetwork:
+    """The :class:`ActorNetwork` inside a model built by :mod:`agents.sb3`."""
+    policy = model.policy
+    if hasattr(policy, "mlp_extractor"):  # PPO
+        return policy.mlp_extractor.network
+    return policy.actor.network
+
+
+@dataclass
+class RolloutStats:
+    """Per-episode returns/lengths and per-action activity averaged over every step."""
+
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    activity: ActivityReport = field(default_factory=ActivityReport)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std_return(self) -> float:
+        return float(np.std(self.returns))
+
+
+def rollout(model: BaseAlgorithm, env: VecEnv, episodes: int, deterministic: bool = True) -> RolloutStats:
+    """Run ``episodes`` complete episodes on ``env`` (one sub-environment wrapped in ``Monitor``)."""
+    network = actor_network(model)
+    stats = RolloutStats()
+    rates: dict[str, float] = {}
+    sops = macs = 0.0
+    steps = 0
+    obs = env.reset()
+    while len(stats.returns) < episodes:
+        action, _ = model.predict(obs, deterministic=deterministic)
+        report = network.activity()
+        steps += 1
+        sops += report.sops
+        macs += report.macs
+        for name, rate in report.firing_rates.items():
+            rates[name] = rates.get(name, 0.0) + rate
+        obs, _, dones, infos = env.step(action)
+        for done, info in zip(dones, infos):
+            if done and "episode" in info:
+                stats.returns.append(float(info["episode"]["r"]))
+                stats.lengths.append(int(info["episode"]["l"]))
+    stats.activity = ActivityReport({k: v / steps for k, v in rates.items()}, sops / steps, macs / steps)
+    return stats
+
+
+def energy_summary(model: BaseAlgorithm, activity: ActivityReport) -> dict[str, Any]:
+    """Energy per action of the actor vs a dense MLP actor of the same hidden sizes (all MACs)."""
+    network = actor_network(model)
+    hidden = model.policy.actor_config.get("hidden_sizes", [256, 256])
+    baseline_macs = mlp_macs([network.obs_dim, *hidden, network.act_dim])
+    baseline_pj = baseline_macs * ENERGY_PER_MAC_PJ
+    return {
+        "spiking": isinstance(network, SpikingActor),
+        "firing_rates": activity.firing_rates,
+        "sops_per_action": activity.sops,
+        "macs_per_action": activity.macs,
+        "energy_pj_per_action": activity.energy_pj,
+        "mlp_macs_per_action": baseline_macs,
+        "mlp_energy_pj_per_action": baseline_pj,
+        "energy_ratio_vs_mlp": activity.energy_pj / baseline_pj,
+    }
+
+
+def format_report(run: Path, stats: RolloutStats, energy: dict[str, Any]) -> str:
+    lines = [
+        f"run: {run}",
+        f"episodes: {len(stats.returns)}   return: {stats.mean_return:.1f} ± {stats.std_return:.1f}"
+        f"   (min {min(stats.returns):.1f}, max {max(stats.returns):.1f}, mean length {np.mean(stats.lengths):.0f})",
+    ]
+    if energy["firing_rates"]:
+        rates = "  ".join(f"{name} {rate:.3f}" for name, rate in energy["firing_rates"].items())
+        lines.append(f"firing rates (spikes/neuron/step): {rates}")
+        lines.append(f"synaptic ops per action: {energy['sops_per_action']:.0f}   real MACs: {energy['macs_per_action']:.0f}")
+    lines.append(
+        f"energy per action (45 nm, 0.9 pJ/AC, 4.6 pJ/MAC): {energy['energy_pj_per_action'] / 1e3:.1f} nJ"
+        f" vs MLP actor {energy['mlp_energy_pj_per_action'] / 1e3:.1f} nJ ({energy['mlp_macs_per_action']} MACs)"
+        f" -> {energy['energy_ratio_vs_mlp']:.3f}x"
+    )
+    return "\n".join(lines)

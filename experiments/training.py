@@ -1,0 +1,188 @@
+"""Train an SB3 agent from a :class:`RunConfig` into a run directory, with periodic evaluation, atomic
+checkpoints, TensorBoard logging, a progress bar, and resume."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
+from tqdm import tqdm
+
+from agents.sb3 import ALGORITHMS, POLICIES
+from envs import check_continuous_actions, make_vec_env
+from experiments.config import RunConfig
+from experiments.evaluation import rollout
+from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
+
+EVAL_SEED_OFFSET = 10_000
+
+
+def build_model(config: RunConfig, env: VecEnv, tensorboard_log: str | None = None) -> BaseAlgorithm:
+    """Instantiate the algorithm of ``config.algo`` with the actor of ``config.actor`` on ``env``."""
+    hp = config.algo.used()
+    policy_kwargs: dict[str, Any] = {
+        "actor_config": dataclasses.asdict(config.actor),
+        "net_arch": list(hp.pop("critic_hidden_sizes")),
+    }
+    if "log_std_init" in hp:
+        policy_kwargs["log_std_init"] = hp.pop("log_std_init")
+    if "action_noise" in hp:
+        sigma = hp.pop("action_noise")
+        dim = env.action_space.shape[0]
+        hp["action_noise"] = NormalActionNoise(np.zeros(dim), sigma * np.ones(dim)) if sigma > 0 else None
+    if "buffer_size" in hp:  # a run never stores more transitions than it takes steps
+        hp["buffer_size"] = min(hp["buffer_size"], config.train.timesteps)
+    return ALGORITHMS[config.algo.name](
+        POLICIES[config.algo.name],
+        env,
+        policy_kwargs=policy_kwargs,
+        seed=config.train.seed,
+        device=config.train.device,
+        tensorboard_log=tensorboard_log,
+        verbose=0,
+        **hp,
+    )
+
+
+def load_model(path: Path, config: RunConfig, env: VecEnv | None = None, **kwargs: Any) -> BaseAlgorithm:
+    """Load a saved model, raising :class:`CheckpointError` naming the file if it is missing or corrupt."""
+    if not path.is_file():
+        raise CheckpointError(f"model file {path} is missing")
+    try:
+        return ALGORITHMS[config.algo.name].load(path, env=env, device=config.train.device, **kwargs)
+    except Exception as err:  # SB3 raises zipfile, pickle, torch and KeyError failures alike
+        raise CheckpointError(f"model file {path} is corrupt or incompatible: {type(err).__name__}: {err}") from err
+
+
+class TrainingProgress(BaseCallback):
+    """tqdm bar over environment steps with the recent episode return and steps/s."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+        self.bar: tqdm | None = None
+
+    def _on_training_start(self) -> None:
+        interactive = sys.stderr.isatty()
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.num_timesteps,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=0.5 if interactive else 30.0,
+            desc="train",
+        )
+
+    def _on_step(self) -> bool:
+        assert self.bar is not None
+        self.bar.update(self.training_env.num_envs)
+        episodes = self.model.ep_info_buffer
+        if episodes and self.n_calls % 100 == 0:
+            self.bar.set_postfix_str(f"return {np.mean([e['r'] for e in episodes]):.1f}", refresh=False)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class PeriodicEvaluation(BaseCallback):
+    """Every ``eval_freq`` steps: evaluate deterministically, append to ``evaluations.csv``, log to
+    TensorBoard, then write a checkpoint every ``checkpoint_freq`` steps."""
+
+    FIELDS = ("timesteps", "mean_return", "std_return", "mean_length", "sops_per_action", "wall_time_s")
+
+    def __init__(self, run: RunDirectory, eval_env: VecEnv, config: RunConfig) -> None:
+        super().__init__()
+        self.run = run
+        self.eval_env = eval_env
+        self.train_cfg = config.train
+        self.started = time.time()
+
+    def _due(self, frequency: int) -> bool:
+        n_envs = self.training_env.num_envs
+        return self.num_timesteps // frequency != (self.num_timesteps - n_envs) // frequency
+
+    def _on_step(self) -> bool:
+        if self._due(self.train_cfg.eval_freq):
+            self.evaluate()
+        if self._due(self.train_cfg.checkpoint_freq):
+            self.run.save_checkpoint(self.model, self.num_timesteps, self.train_cfg.keep_checkpoints, {})
+        return True
+
+    def evaluate(self) -> None:
+        if isinstance(self.eval_env, VecNormalize):
+            sync_envs_normalization(self.training_env, self.eval_env)
+        stats = rollout(self.model, self.eval_env, self.train_cfg.eval_episodes)
+        row = {
+            "timesteps": self.num_timesteps,
+            "mean_return": round(stats.mean_return, 3),
+            "std_return": round(stats.std_return, 3),
+            "mean_length": round(float(np.mean(stats.lengths)), 1),
+            "sops_per_action": round(stats.activity.sops, 1),
+            "wall_time_s": round(time.time() - self.started, 1),
+        }
+        new_file = not self.run.evaluations_file.exists()
+        with self.run.evaluations_file.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.FIELDS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        self.logger.record("eval/mean_return", stats.mean_return)
+        self.logger.record("eval/std_return", stats.std_return)
+        self.logger.record("eval/mean_length", row["mean_length"])
+        self.logger.record("snn/sops_per_action", stats.activity.sops)
+        self.logger.record("snn/energy_pj_per_action", stats.activity.energy_pj)
+        for layer, rate in stats.activity.firing_rates.items():
+            self.logger.record(f"snn/firing_rate/{layer}", rate)
+        self.logger.dump(self.num_timesteps)
+
+
+def train(config: RunConfig, run: RunDirectory, resume: bool = False) -> BaseAlgorithm:
+    """Train (or resume) the run and return the model; the final model is written to ``run.final_model``."""
+    torch.set_num_threads(config.train.num_threads)
+    env_cfg, seed = config.env, config.train.seed
+    train_env = make_vec_env(env_cfg.id, env_cfg.n_envs, seed, env_cfg.normalize_obs, env_cfg.clip_obs)
+    check_continuous_actions(env_cfg.id, train_env.action_space, config.algo.name)
+    eval_env = make_vec_env(
+        env_cfg.id, 1, seed + EVAL_SEED_OFFSET, env_cfg.normalize_obs, env_cfg.clip_obs, training=False
+    )
+    if resume:
+        checkpoint = run.latest_checkpoint()
+        model = load_model(checkpoint.model, config, train_env, tensorboard_log=str(run.tensorboard_dir))
+        if isinstance(train_env, VecNormalize):
+            model.restore_normalization(train_env)
+        if hasattr(model, "replay_buffer"):
+            if not checkpoint.replay_buffer.is_file():
+                raise CheckpointError(f"replay buffer {checkpoint.replay_buffer} is missing")
+            try:
+                model.load_replay_buffer(checkpoint.replay_buffer)
+            except Exception as err:
+                raise CheckpointError(f"replay buffer {checkpoint.replay_buffer} is corrupt: {err}") from err
+    else:
+        run.initialise(config)
+        model = build_model(config, train_env, tensorboard_log=str(run.tensorboard_dir))
+    remaining = config.train.timesteps - model.num_timesteps
+    callbacks: list[BaseCallback] = [PeriodicEvaluation(run, eval_env, config)]
+    if config.train.progress_bar:
+        callbacks.append(TrainingProgress(config.train.timesteps))
+    if remaining > 0:
+        model.learn(remaining, callback=callbacks, reset_num_timesteps=not resume, tb_log_name="sb3")
+    run.save_checkpoint(model, model.num_timesteps, config.train.keep_checkpoints, {"final": True})
+    staging = run.path / ".model.tmp.zip"
+    model.save(staging)
+    staging.replace(run.final_model)
+    write_atomic(run.path / "DONE", f"{model.num_timesteps}\n")
+    train_env.close()
+    eval_env.close()
+    return model

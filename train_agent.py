@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""spikerl command line: train, resume and evaluate spiking (and MLP) actors.
+
+Examples::
+
+    python train_agent.py train --algo td3 --actor ilcsan --env Hopper-v5 --timesteps 100000 --seed 0
+    python train_agent.py train --config experiments/td3_ilcsan.yaml --env HalfCheetah-v5
+    python train_agent.py train --resume runs/Hopper-v5_ilcsan_td3_s0_20261123-120000
+    python train_agent.py eval runs/Hopper-v5_ilcsan_td3_s0_20261123-120000 --episodes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.actors import ACTOR_NAMES
+from experiments.config import ALGO_NAMES, ConfigError, RunConfig, load_config, parse_override
+from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
+from experiments.video import RenderingUnavailableError
+
+USER_ERRORS = (ValueError, CheckpointError, FileNotFoundError, RenderingUnavailableError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train_agent.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train an agent (or resume a run)")
+    train.add_argument("--config", type=Path, help="YAML config (sections env, actor, algo, train)")
+    train.add_argument("--algo", choices=ALGO_NAMES, help="RL algorithm")
+    train.add_argument("--actor", choices=ACTOR_NAMES, help="actor network")
+    train.add_argument("--env", help="gymnasium environment id, e.g. Hopper-v5")
+    train.add_argument("--timesteps", type=int, help="total environment steps")
+    train.add_argument("--seed", type=int, help="random seed")
+    train.add_argument("--run-dir", type=Path, help="run directory (default: runs/<env>_<actor>_<algo>_s<seed>_<time>)")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue RUN_DIR from its latest checkpoint")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config value"
+    )
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    ev = sub.add_parser("eval", help="deterministic rollouts of a trained run")
+    ev.add_argument("run_dir", type=Path)
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--seed", type=int, default=12345, help="seed of the first evaluation episode")
+    ev.add_argument("--checkpoint", choices=("final", "latest"), default="final", help="which model to load")
+    ev.add_argument("--video", type=Path, help="also record one episode as an animated GIF")
+    return parser
+
+
+def resolve_train_config(args: argparse.Namespace) -> RunConfig:
+    overrides: dict[str, dict[str, Any]] = {}
+    for section, key, value in (parse_override(text) for text in args.set):
+        overrides.setdefault(section, {})[key] = value
+    flags = {
+        ("algo", "name"): args.algo,
+        ("actor", "name"): args.actor,
+        ("env", "id"): args.env,
+        ("train", "timesteps"): args.timesteps,
+        ("train", "seed"): args.seed,
+    }
+    for (section, key), value in flags.items():
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    if args.no_progress:
+        overrides.setdefault("train", {})["progress_bar"] = False
+    return load_config(args.config, overrides)
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from experiments.training import train
+
+    if args.resume is not None:
+        if args.config or args.algo or args.actor or args.env or args.seed is not None or args.set:
+            raise ConfigError("--resume continues a run with its saved config; only --timesteps may change")
+        run = RunDirectory(args.resume)
+        config = run.load_config()
+        if args.timesteps is not None:
+            config.train.timesteps = args.timesteps
+        print(f"resuming {run.path} from {run.latest_checkpoint().path.name} to {config.train.timesteps} steps")
+        model = train(config, run, resume=True)
+    else:
+        config = resolve_train_config(args)
+        path = args.run_dir or Path("runs") / (
+            f"{config.env.id}_{config.actor.name}_{config.algo.name}_s{config.train.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+        if (path / "config.yaml").exists():
+            raise ConfigError(f"{path} already holds a run; use --resume {path} or another --run-dir")
+        run = RunDirectory(path)
+        print(f"run directory: {run.path}")
+        model = train(config, run)
+    print(f"done: {model.num_timesteps} steps; evaluations in {run.evaluations_file}")
+    return 0
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    from envs import make_vec_env
+    from experiments.evaluation import energy_summary, format_report, rollout
+    from experiments.training import load_model
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    run = RunDirectory(args.run_dir)
+    config = run.load_config()
+    path = run.final_model if args.checkpoint == "final" else run.latest_checkpoint().model
+    if args.checkpoint == "final" and not path.is_file():
+        raise CheckpointError(f"{path} is missing (training not finished?); use --checkpoint latest")
+    model = load_model(path, config)
+    # the model normalises raw observations itself (statistics saved inside it)
+    env = make_vec_env(config.env.id, 1, args.seed, normalize_obs=False)
+    stats = rollout(model, env, args.episodes)
+    energy = energy_summary(model, stats.activity)
+    print(format_report(run.path, stats, energy))
+    result = {"model": str(path), "episodes": args.episodes, "returns": stats.returns, "lengths": stats.lengths}
+    result.update(mean_return=stats.mean_return, std_return=stats.std_return, **energy)
+    write_atomic(run.path / "eval.json", json.dumps(result, indent=2) + "\n")
+    if args.video is not None:
+        from experiments.video import record_gif
+
+        frames = record_gif(model, config.env.id, args.video, args.seed)
+        print(f"video: {args.video} ({frames} frames)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": command_train, "eval": command_eval}[args.command](args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
