@@ -64,6 +64,30 @@ def load_model(path: Path, config: RunConfig, env: VecEnv | None = None, **kwarg
         raise CheckpointError(f"model file {path} is corrupt or incompatible: {type(err).__name__}: {err}") from err
 
 
+def grow_replay_buffer(model: BaseAlgorithm, capacity: int) -> None:
+    """Enlarge ``model.replay_buffer`` to ``capacity`` transitions, keeping every stored one.
+
+    Runs allocate ``min(buffer_size, timesteps)``; resuming with more timesteps needs the larger buffer.
+    """
+    old = model.replay_buffer
+    if old is None or old.buffer_size >= capacity:
+        return
+    new = type(old)(
+        capacity,
+        old.observation_space,
+        old.action_space,
+        device=old.device,
+        n_envs=old.n_envs,
+        handle_timeout_termination=old.handle_timeout_termination,
+    )
+    stored = old.buffer_size if old.full else old.pos
+    for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+        getattr(new, name)[:stored] = getattr(old, name)[:stored]
+    new.pos = stored
+    model.replay_buffer = new
+    model.buffer_size = capacity
+
+
 class TrainingProgress(BaseCallback):
     """tqdm bar over environment steps with the recent episode return and steps/s."""
 
@@ -169,6 +193,7 @@ def train(config: RunConfig, run: RunDirectory, resume: bool = False) -> BaseAlg
                 model.load_replay_buffer(checkpoint.replay_buffer)
             except Exception as err:
                 raise CheckpointError(f"replay buffer {checkpoint.replay_buffer} is corrupt: {err}") from err
+            grow_replay_buffer(model, min(config.algo.buffer_size, config.train.timesteps))
     else:
         run.initialise(config)
         model = build_model(config, train_env, tensorboard_log=str(run.tensorboard_dir))

@@ -7,8 +7,8 @@ For observation dimension ``i`` and population neuron ``k`` (learnable ``mu[i, k
 Spike generation over ``T`` steps:
 
 * ``deterministic`` ("regular"): an integrate-and-fire neuron with soft reset, input ``A`` each step and
-  threshold 0.999. Its spike count after ``t + 1`` steps is ``ceil((t + 1) A / 0.999) - 1`` (at most one
-  spike per step), so the whole train is computed in one vectorised op.
+  threshold 0.999. Its spike count after ``t + 1`` steps is ``ceil((t + 1) A / 0.999) - 1``, capped at one
+  spike per step, so the whole train is computed in one vectorised op.
 * ``bernoulli``: ``s_t ~ Bernoulli(A)`` independently per step.
 
 Gradients are straight-through: ``d s_t / d A = 1`` for every step, so ``mu`` and ``sigma`` train with the actor.
@@ -79,7 +79,7 @@ class PopulationEncoder(nn.Module):
                 counts = torch.arange(steps + 1, dtype=activation.dtype, device=activation.device)
                 counts = torch.ceil(counts.view(-1, 1, 1) * (activation / ENCODER_THRESHOLD)).sub_(1).clamp_(min=0)
                 counts[0] = 0
-                spikes = counts[1:] - counts[:-1]
+                spikes = (counts[1:] - counts[:-1]).clamp_(max=1)  # one spike per step at most (A > 0.999)
             else:
                 spikes = (torch.rand((steps, *activation.shape), device=activation.device) < activation).to(
                     activation.dtype

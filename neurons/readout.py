@@ -36,17 +36,18 @@ class NonSpikingReadout(nn.Module):
             raise ValueError(f"readout decay must be in [0, 1], got {decay}")
         self.decay = decay
         self.mode = mode
-        self._kernel_steps = -1
+        self._kernel_key: tuple = ()
         self.register_buffer("_kernel", torch.empty(0), persistent=False)
 
     def kernel(self, steps: int, like: torch.Tensor) -> torch.Tensor:
         """Decay kernel ``[steps, steps]`` with ``K[t, k] = decay^(t-k)`` for ``k <= t``, else 0."""
-        if self._kernel_steps != steps or self._kernel.dtype != like.dtype or self._kernel.device != like.device:
+        key = (steps, self.decay, like.dtype, like.device)
+        if self._kernel_key != key:
             t = torch.arange(steps, dtype=torch.float64)
             lag = t.view(-1, 1) - t.view(1, -1)
             kernel = torch.where(lag >= 0, torch.tensor(self.decay, dtype=torch.float64) ** lag.clamp(min=0), 0.0)
             self._kernel = kernel.to(dtype=like.dtype, device=like.device)
-            self._kernel_steps = steps
+            self._kernel_key = key
         return self._kernel
 
     def membrane(self, current: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ class SpikingActor(ActorNetwork):
         sizes = [self.encoder.num_neurons, *config.hidden_sizes, act_dim * config.decoder_pop]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.neurons = CurrentLIF(config.current_decay, config.voltage_decay, config.threshold, config.surrogate_width)
-        self.intra = IntraLayerConnections(act_dim, config.decoder_pop, connections)
+        self.intra = IntraLayerConnections(act_dim, config.decoder_pop, connections) if connections != "none" else None
         self.layer_names = ["encoder", *[f"hidden{i + 1}" for i in range(len(config.hidden_sizes))], "output"]
         self._last_spikes: list[torch.Tensor] = []
 
@@ -46,7 +46,7 @@ class SpikingActor(ActorNetwork):
         record = [spikes.detach()]
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
-            if index == last and self.intra.mode != "none":
+            if index == last and self.intra is not None:
                 bias = layer.bias + self.intra.masked_bias()
                 recurrent = self.intra.blocks() if self.intra.has_weights else None
             else:
@@ -64,7 +64,8 @@ class SpikingActor(ActorNetwork):
         rates = {name: float(s.mean()) for name, s in zip(self.layer_names, self._last_spikes)}
         counts = [float(s.sum()) / batch for s in self._last_spikes]  # spikes per action, per layer
         sops = sum(count * layer.out_features for count, layer in zip(counts, self.layers))
-        sops += counts[-1] * (self.intra.fan_out() + self._readout_fan_out())
+        intra_fan_out = self.intra.fan_out() if self.intra is not None else 0
+        sops += counts[-1] * (intra_fan_out + self._readout_fan_out())
         return ActivityReport(firing_rates=rates, sops=sops, macs=float(self.encoder.num_neurons + self._decoder_macs()))
 
     def _readout_fan_out(self) -> int:

@@ -1,0 +1,286 @@
+"""Speed benchmark of the spiking actors, on one torch thread, as ratios against baselines timed in the same run.
+
+Run with ``python -m experiments.bench`` (``make bench``); ``--quick`` for a smoke run, ``--skip-sb3`` for the
+microbenchmarks alone, ``--json PATH`` to also write the results.
+
+1. Actor microbenchmarks with HalfCheetah-v5 shapes (obs 17, act 6), ``T = 5``, hidden ``[256, 256]`` and 10
+   neurons per population, for ``ilcsan``, ``popsan`` and ``mlp``:
+
+   * ``fwd+bwd@100``: zero the gradients, forward a batch of 100, ``loss = output.sum()``, backward;
+   * ``fwd@1``: forward a batch of 1 under ``torch.no_grad()`` (acting in the environment).
+
+   Both are also timed for the *dense floor*: the three GEMMs the spiking actor runs (Linear 170->256,
+   256->256, 256->60) on all ``T * B`` rows with no neuron dynamics, trainable weights and an input that
+   requires grad (the actor back-propagates into its encoder). Each time is the median over several repeats
+   of many calls, after a warm-up.
+
+2. Stable-Baselines3 TD3 training throughput on HalfCheetah-v5, ``ilcsan`` vs ``mlp``, each built with the
+   paper recipe (``experiments/td3_<actor>.yaml``) except for a short ``learning_starts``: environment steps
+   per second over a fixed window of steps after learning has started (50 gradient steps per 50 env steps).
+
+Targets: ilcsan fwd+bwd@100 <= 1.2x dense floor; ilcsan fwd@1 <= 2x mlp; SB3 steps/s ilcsan/mlp >= 0.75.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.actors import ActorConfig, build_actor
+from envs import make_vec_env
+from experiments.config import load_config
+from experiments.training import build_model
+
+ENV_ID = "HalfCheetah-v5"
+OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah-v5
+TIMESTEPS = 5
+HIDDEN_SIZES = [256, 256]
+POPULATION = 10
+TRAIN_BATCH = 100
+ACTORS = ("ilcsan", "popsan", "mlp")
+FLOOR = "dense floor"
+WARMUP_CALLS = 10
+FLOOR_TARGET = 1.2  # ilcsan fwd+bwd@100 <= this x dense floor
+MLP_TARGET = 2.0  # ilcsan fwd@1 <= this x mlp
+SB3_TARGET = 0.75  # SB3 steps/s ilcsan / mlp >= this
+CONFIG_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long to measure: timing repeats, the least duration of one repeat, and the SB3 step windows."""
+
+    repeats: int
+    min_repeat_s: float
+    fill_steps: int  # random steps before learning starts (SB3 ``learning_starts``)
+    timed_steps: int  # environment steps timed after learning has started
+
+
+FULL = Plan(repeats=7, min_repeat_s=0.2, fill_steps=1000, timed_steps=2000)
+QUICK = Plan(repeats=3, min_repeat_s=0.05, fill_steps=1000, timed_steps=500)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A ratio and the bound it should meet."""
+
+    label: str
+    value: float
+    bound: float
+    at_least: bool  # True: value >= bound is met; False: value <= bound is met
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.bound if self.at_least else self.value <= self.bound
+
+    def describe(self) -> str:
+        sign = ">=" if self.at_least else "<="
+        return f"{self.label}: {self.value:.2f}x (target {sign} {self.bound}x) {'ok' if self.met else 'MISSED'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "bound": self.bound, "at_least": self.at_least, "met": self.met}
+
+
+def seconds_per_call(fn: Callable[[], None], plan: Plan) -> float:
+    """Median seconds per call of ``fn``: warm up, pick a call count that makes one repeat last at least
+    ``plan.min_repeat_s`` (doubling, as ``timeit.Timer.autorange``), then time ``plan.repeats`` repeats."""
+    for _ in range(WARMUP_CALLS):
+        fn()
+    number = 1
+    while _time_calls(fn, number) < plan.min_repeat_s:
+        number *= 2
+    return statistics.median(_time_calls(fn, number) / number for _ in range(plan.repeats))
+
+
+def _time_calls(fn: Callable[[], None], number: int) -> float:
+    """Wall-clock seconds for ``number`` back-to-back calls of ``fn``."""
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return time.perf_counter() - start
+
+
+def training_call(module: nn.Module, inputs: torch.Tensor) -> Callable[[], None]:
+    """One training pass: zero the gradients (of ``inputs`` too), forward, ``output.sum()``, backward."""
+
+    def call() -> None:
+        module.zero_grad()
+        inputs.grad = None
+        module(inputs).sum().backward()
+
+    return call
+
+
+def inference_call(module: nn.Module, inputs: torch.Tensor) -> Callable[[], None]:
+    """One forward pass under ``torch.no_grad()``."""
+
+    def call() -> None:
+        with torch.no_grad():
+            module(inputs)
+
+    return call
+
+
+def dense_floor() -> nn.Sequential:
+    """The spiking actor's three GEMMs (encoder -> hidden -> hidden -> output populations), nothing else."""
+    sizes = [OBS_DIM * POPULATION, *HIDDEN_SIZES, ACT_DIM * POPULATION]
+    return nn.Sequential(*(nn.Linear(a, b) for a, b in itertools.pairwise(sizes)))
+
+
+def floor_inputs(batch: int, requires_grad: bool) -> torch.Tensor:
+    """Encoder-like 0/1 spikes on all ``T * batch`` rows."""
+    spikes = (torch.rand(TIMESTEPS * batch, OBS_DIM * POPULATION) < 0.3).float()
+    return spikes.requires_grad_(requires_grad)
+
+
+def observations(batch: int) -> torch.Tensor:
+    """Normalised-looking observations ``[batch, OBS_DIM]`` (standard normal clipped to +-3)."""
+    return torch.randn(batch, OBS_DIM).clamp_(-3.0, 3.0)
+
+
+def actor(name: str) -> nn.Module:
+    """The named actor with the benchmark's shapes and the papers' defaults otherwise."""
+    config = ActorConfig(
+        name=name, hidden_sizes=list(HIDDEN_SIZES), timesteps=TIMESTEPS, encoder_pop=POPULATION, decoder_pop=POPULATION
+    )
+    return build_actor(OBS_DIM, ACT_DIM, config)
+
+
+def microbenchmarks(plan: Plan) -> dict[str, dict[str, float]]:
+    """Microseconds per call, ``{network: {"fwd_bwd_100": us, "fwd_1": us}}``, for the floor and each actor."""
+    floor = dense_floor()
+    calls: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
+        FLOOR: (
+            training_call(floor, floor_inputs(TRAIN_BATCH, requires_grad=True)),
+            inference_call(floor, floor_inputs(1, requires_grad=False)),
+        )
+    }
+    for name in ACTORS:
+        network = actor(name)
+        calls[name] = (training_call(network, observations(TRAIN_BATCH)), inference_call(network, observations(1)))
+    results = {}
+    for name, (train, infer) in calls.items():
+        results[name] = {
+            "fwd_bwd_100": 1e6 * seconds_per_call(train, plan),
+            "fwd_1": 1e6 * seconds_per_call(infer, plan),
+        }
+    return results
+
+
+def print_micro_table(results: dict[str, dict[str, float]]) -> None:
+    """Table of microseconds per call, with ratios to the dense floor (fwd+bwd@100) and to mlp (fwd@1)."""
+    floor_us, mlp_us = results[FLOOR]["fwd_bwd_100"], results["mlp"]["fwd_1"]
+    print(f"{'network':<12} {'fwd+bwd@100 us':>15} {'x floor':>8} {'fwd@1 us':>10} {'x mlp':>7}")
+    for name, row in results.items():
+        train_us, infer_us = row["fwd_bwd_100"], row["fwd_1"]
+        print(f"{name:<12} {train_us:>15.1f} {train_us / floor_us:>8.2f} {infer_us:>10.1f} {infer_us / mlp_us:>7.2f}")
+
+
+def micro_targets(results: dict[str, dict[str, float]]) -> list[Target]:
+    """The two actor targets: ilcsan fwd+bwd@100 vs the dense floor, ilcsan fwd@1 vs mlp."""
+    ilcsan = results["ilcsan"]
+    return [
+        Target(
+            "ilcsan fwd+bwd@100 / dense floor",
+            ilcsan["fwd_bwd_100"] / results[FLOOR]["fwd_bwd_100"],
+            FLOOR_TARGET,
+            False,
+        ),
+        Target("ilcsan fwd@1 / mlp fwd@1", ilcsan["fwd_1"] / results["mlp"]["fwd_1"], MLP_TARGET, False),
+    ]
+
+
+def sb3_steps_per_second(actor_name: str, plan: Plan) -> float:
+    """TD3 environment steps per second for ``actor_name`` after learning has started.
+
+    The model is built from the recipe file with ``learning_starts = plan.fill_steps``; the fill and one
+    training round (``train_freq`` steps, absorbing first-call costs) run untimed, then
+    ``plan.timed_steps`` steps are timed.
+    """
+    config = load_config(
+        CONFIG_DIR / f"td3_{actor_name}.yaml",
+        {"env": {"id": ENV_ID}, "algo": {"learning_starts": plan.fill_steps}},
+    )
+    warmup_steps = plan.fill_steps + config.algo.train_freq
+    config.train.timesteps = warmup_steps + plan.timed_steps  # build_model caps the replay buffer at this
+    env = make_vec_env(
+        config.env.id, config.env.n_envs, config.train.seed, config.env.normalize_obs, config.env.clip_obs
+    )
+    try:
+        model = build_model(config, env)
+        model.learn(warmup_steps)
+        start = time.perf_counter()
+        model.learn(plan.timed_steps, reset_num_timesteps=False)
+        return plan.timed_steps / (time.perf_counter() - start)
+    finally:
+        env.close()
+
+
+def sb3_benchmark(plan: Plan) -> dict[str, float]:
+    """Steps per second for ilcsan and mlp (``{"ilcsan": ..., "mlp": ...}``)."""
+    results = {}
+    for name in ("ilcsan", "mlp"):
+        results[name] = sb3_steps_per_second(name, plan)
+        print(f"  {name:<7} {results[name]:8.1f} steps/s", flush=True)
+    return results
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer timing repeats and SB3 steps (smoke run)")
+    parser.add_argument("--skip-sb3", action="store_true", help="run the actor microbenchmarks only")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results to this JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the report, and return (and optionally write) the results."""
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    mode = "quick" if args.quick else "full"
+    print(f"spikerl bench ({mode}): torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), ", end="")
+    print(f"{os.cpu_count()} CPU(s)")
+    shapes = f"obs {OBS_DIM}, act {ACT_DIM}; T={TIMESTEPS}, hidden {HIDDEN_SIZES}, {POPULATION} neurons per population"
+    print(f"\nactor microbenchmarks ({ENV_ID} shapes: {shapes})", flush=True)
+    micro = microbenchmarks(plan)
+    print_micro_table(micro)
+    targets = micro_targets(micro)
+    report: dict[str, Any] = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "quick": args.quick,
+        "microseconds": micro,
+    }
+
+    if not args.skip_sb3:
+        window = f"{plan.timed_steps} steps timed after {plan.fill_steps} fill steps and one training round"
+        print(f"\nSB3 TD3 on {ENV_ID}: {window}", flush=True)
+        sb3 = sb3_benchmark(plan)
+        targets.append(Target("SB3 steps/s ilcsan / mlp", sb3["ilcsan"] / sb3["mlp"], SB3_TARGET, True))
+        report["sb3_steps_per_second"] = sb3
+
+    print("\ntargets")
+    for target in targets:
+        print(f"  {target.describe()}")
+    report["targets"] = {target.label: target.to_dict() for target in targets}
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Actor networks: shapes, gradients, the ILC-SAN/PopSAN identity, activity and SOP accounting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agents.activity import ENERGY_PER_AC_PJ, ENERGY_PER_MAC_PJ, ActivityReport
+from agents.actors import ILCSAN, ActorConfig, MLPActor, PopSAN, build_actor
+
+
+@pytest.mark.parametrize("name", ["mlp", "popsan", "ilcsan"])
+def test_actor_shapes_and_gradients(name: str) -> None:
+    torch.manual_seed(0)
+    actor = build_actor(17, 6, ActorConfig(name=name))
+    out = actor(torch.randn(8, 17))
+    assert out.shape == (8, 6)
+    out.sum().backward()
+    grads = {n: p.grad for n, p in actor.named_parameters()}
+    assert all(g is not None for g in grads.values()), [n for n, g in grads.items() if g is None]
+    if name != "mlp":
+        assert grads["encoder.mean"].abs().sum() > 0 and grads["encoder.std"].abs().sum() > 0
+    if name == "ilcsan":
+        assert grads["intra.weight"].abs().sum() > 0
+
+
+def test_paper_parameter_counts() -> None:
+    """PopSAN for HalfCheetah has 125,394 parameters (spec §2.1); ILC-SAN adds 6*10*10 + 60 = 660."""
+    popsan = build_actor(17, 6, ActorConfig(name="popsan"))
+    ilcsan = build_actor(17, 6, ActorConfig(name="ilcsan"))
+    assert sum(p.numel() for p in popsan.parameters()) == 125_394
+    assert sum(p.numel() for p in ilcsan.parameters()) == 125_394 + 660
+
+
+def test_ilcsan_without_connections_is_scaled_popsan() -> None:
+    """With no intra-layer connections, decay 1 and the ``last`` readout, V_T = sum_t (w s_t + b) = T (w r + b):
+    ILC-SAN's readout equals T times PopSAN's rate decoder with the same weights (spec §3.1)."""
+    torch.manual_seed(1)
+    config = ActorConfig(name="ilcsan", connections="none", timesteps=5)
+    ilc = ILCSAN(11, 3, config)
+    pop = PopSAN(11, 3, ActorConfig(name="popsan", timesteps=5))
+    shared = {k: v for k, v in ilc.state_dict().items() if not k.startswith(("intra", "readout_synapses"))}
+    pop.load_state_dict({**shared, "decoder.weight": ilc.readout_synapses.weight, "decoder.bias": ilc.readout_synapses.bias})
+    obs = torch.randn(32, 11)
+    torch.testing.assert_close(ilc(obs), 5 * pop(obs), rtol=1e-5, atol=1e-5)
+
+
+def test_activity_report_counts_synaptic_operations() -> None:
+    torch.manual_seed(2)
+    actor = build_actor(4, 2, ActorConfig(name="ilcsan", hidden_sizes=[8, 6], encoder_pop=3, decoder_pop=5))
+    actor(torch.randn(10, 4))
+    report = actor.activity()
+    spikes = actor._last_spikes
+    per_action = [float(s.sum()) / 10 for s in spikes]  # spikes per action in each layer
+    # encoder -> 8 hidden, hidden1 -> 6, hidden2 -> 10 output neurons, output -> 5 intra (full) + 1 readout
+    expected = per_action[0] * 8 + per_action[1] * 6 + per_action[2] * 10 + per_action[3] * (5 + 1)
+    assert report.sops == pytest.approx(expected)
+    assert set(report.firing_rates) == {"encoder", "hidden1", "hidden2", "output"}
+    assert report.firing_rates["output"] == pytest.approx(float(spikes[3].mean()))
+    assert report.macs == 4 * 3  # only the Gaussian receptive fields are real-valued
+    assert report.energy_pj == pytest.approx(expected * ENERGY_PER_AC_PJ + 12 * ENERGY_PER_MAC_PJ)
+
+
+def test_mlp_macs_and_activity_before_forward() -> None:
+    assert MLPActor(17, 6, [256, 256]).activity().macs == 17 * 256 + 256 * 256 + 256 * 6
+    with pytest.raises(RuntimeError, match="forward pass first"):
+        build_actor(3, 1, ActorConfig(name="popsan")).activity()
+    assert ActivityReport(sops=10, macs=1).energy_pj == pytest.approx(10 * 0.9 + 4.6)
+
+
+def test_bad_observation_shape_and_config() -> None:
+    actor = build_actor(5, 2, ActorConfig(name="ilcsan"))
+    with pytest.raises(ValueError, match=r"\[B, 5\]"):
+        actor(torch.randn(3, 4))
+    with pytest.raises(ValueError, match="valid: mlp, popsan, ilcsan"):
+        ActorConfig(name="lstm")
+    with pytest.raises(ValueError, match="connections"):
+        ActorConfig(connections="everything")
