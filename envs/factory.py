@@ -50,8 +50,7 @@ def check_continuous_actions(env_id: str, action_space: spaces.Space, algo: str)
     """The actors emit continuous actions; every supported algorithm here needs a ``Box`` action space."""
     if not isinstance(action_space, spaces.Box):
         raise IncompatibleEnvironmentError(
-            f"{algo.upper()} with these actors needs a continuous (Box) action space, "
-            f"but {env_id} has {action_space}"
+            f"{algo.upper()} with these actors needs a continuous (Box) action space, but {env_id} has {action_space}"
         )
 
 

@@ -53,7 +53,13 @@ _OFF_POLICY = {
     "critic_hidden_sizes": [256, 256],
 }
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "td3": {**_OFF_POLICY, "action_noise": 0.1, "policy_delay": 2, "target_policy_noise": 0.2, "target_noise_clip": 0.5},
+    "td3": {
+        **_OFF_POLICY,
+        "action_noise": 0.1,
+        "policy_delay": 2,
+        "target_policy_noise": 0.2,
+        "target_noise_clip": 0.5,
+    },
     "ddpg": {**_OFF_POLICY, "action_noise": 0.1},
     "sac": {**_OFF_POLICY, "ent_coef": 0.2},
     "ppo": {
@@ -256,9 +262,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, key, yaml.safe_load(raw)
 
 
-def load_config(
-    path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
-) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
     """Config from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
     data = read_yaml(path) if path is not None else {}
     for section, values in (overrides or {}).items():

@@ -91,7 +91,9 @@ def format_report(run: Path, stats: RolloutStats, energy: dict[str, Any]) -> str
     if energy["firing_rates"]:
         rates = "  ".join(f"{name} {rate:.3f}" for name, rate in energy["firing_rates"].items())
         lines.append(f"firing rates (spikes/neuron/step): {rates}")
-        lines.append(f"synaptic ops per action: {energy['sops_per_action']:.0f}   real MACs: {energy['macs_per_action']:.0f}")
+        lines.append(
+            f"synaptic ops per action: {energy['sops_per_action']:.0f}   real MACs: {energy['macs_per_action']:.0f}"
+        )
     lines.append(
         f"energy per action (45 nm, 0.9 pJ/AC, 4.6 pJ/MAC): {energy['energy_pj_per_action'] / 1e3:.1f} nJ"
         f" vs MLP actor {energy['mlp_energy_pj_per_action'] / 1e3:.1f} nJ ({energy['mlp_macs_per_action']} MACs)"

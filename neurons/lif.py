@@ -75,7 +75,10 @@ def scan_reference(
 
 
 def _backward_reference(
-    grad_spikes: torch.Tensor, membrane: torch.Tensor, spikes: torch.Tensor, blocks: torch.Tensor | None,
+    grad_spikes: torch.Tensor,
+    membrane: torch.Tensor,
+    spikes: torch.Tensor,
+    blocks: torch.Tensor | None,
     params: LIFParameters,
 ) -> torch.Tensor:
     """Adjoint recursion of the module docstring with plain tensor ops; returns ``dL/dI`` ``[T, B, F]``."""
@@ -118,8 +121,13 @@ class _CurrentLIFScan(torch.autograd.Function):
             membrane_array = np.empty_like(cur)
             spikes_array = np.empty_like(cur)
             lif_kernels.lif_forward(
-                cur, block_array, dtype(params.current_decay), dtype(params.voltage_decay), dtype(params.threshold),
-                membrane_array, spikes_array,
+                cur,
+                block_array,
+                dtype(params.current_decay),
+                dtype(params.voltage_decay),
+                dtype(params.threshold),
+                membrane_array,
+                spikes_array,
             )
             spikes, membrane = torch.from_numpy(spikes_array), torch.from_numpy(membrane_array)
         else:
@@ -139,8 +147,15 @@ class _CurrentLIFScan(torch.autograd.Function):
             block_array = _as_array(blocks) if blocks is not None else _NO_BLOCKS[membrane.dtype]
             grad_array = np.empty_like(mem)
             lif_kernels.lif_backward(
-                _as_array(grad_spikes), mem, spikes.numpy(), block_array, dtype(params.current_decay),
-                dtype(params.voltage_decay), dtype(params.threshold), dtype(params.surrogate_width), grad_array,
+                _as_array(grad_spikes),
+                mem,
+                spikes.numpy(),
+                block_array,
+                dtype(params.current_decay),
+                dtype(params.voltage_decay),
+                dtype(params.threshold),
+                dtype(params.surrogate_width),
+                grad_array,
             )
             grad_current = torch.from_numpy(grad_array)
         else:
@@ -174,7 +189,9 @@ def current_lif_scan(
     if current.dim() != 3:
         raise ValueError(f"current must have shape [T, B, F], got {tuple(current.shape)}")
     if blocks is not None and (
-        blocks.dim() != 3 or blocks.shape[1] != blocks.shape[2] or blocks.shape[0] * blocks.shape[1] != current.shape[-1]
+        blocks.dim() != 3
+        or blocks.shape[1] != blocks.shape[2]
+        or blocks.shape[0] * blocks.shape[1] != current.shape[-1]
     ):
         raise ValueError(
             f"recurrent blocks must have shape [G, P, P] with G*P = {current.shape[-1]}, got {tuple(blocks.shape)}"

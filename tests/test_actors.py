@@ -40,7 +40,9 @@ def test_ilcsan_without_connections_is_scaled_popsan() -> None:
     ilc = ILCSAN(11, 3, config)
     pop = PopSAN(11, 3, ActorConfig(name="popsan", timesteps=5))
     shared = {k: v for k, v in ilc.state_dict().items() if not k.startswith(("intra", "readout_synapses"))}
-    pop.load_state_dict({**shared, "decoder.weight": ilc.readout_synapses.weight, "decoder.bias": ilc.readout_synapses.bias})
+    pop.load_state_dict(
+        {**shared, "decoder.weight": ilc.readout_synapses.weight, "decoder.bias": ilc.readout_synapses.bias}
+    )
     obs = torch.randn(32, 11)
     torch.testing.assert_close(ilc(obs), 5 * pop(obs), rtol=1e-5, atol=1e-5)
 
@@ -76,3 +78,44 @@ def test_bad_observation_shape_and_config() -> None:
         ActorConfig(name="lstm")
     with pytest.raises(ValueError, match="connections"):
         ActorConfig(connections="everything")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ActorConfig(name="popsan"),
+        ActorConfig(name="ilcsan"),
+        ActorConfig(name="ilcsan", readout="mean", readout_decay=0.8),
+        ActorConfig(name="ilcsan", readout="max-abs", connections="lateral"),
+        ActorConfig(name="ilcsan", connections="bias", hidden_sizes=[64]),
+        ActorConfig(name="ilcsan", connections="none"),
+    ],
+)
+def test_event_driven_inference_matches_batched_path(config: ActorConfig) -> None:
+    """Small-batch inference takes the compiled event-driven path; it computes the same network."""
+    torch.manual_seed(3)
+    actor = build_actor(9, 3, config)
+    obs = torch.randn(4, 9) * 1.5
+    batched = actor(obs).detach()  # grad enabled: batched GEMM path
+    batched_spikes = [s.clone() for s in actor._last_spikes]
+    with torch.no_grad():
+        fast = actor(obs)
+    for a, b in zip(actor._last_spikes, batched_spikes):
+        assert torch.equal(torch.as_tensor(a), b)
+    torch.testing.assert_close(fast, batched, rtol=1e-5, atol=1e-5)
+    assert actor.activity().sops > 0
+
+
+def test_event_driven_cache_follows_parameter_updates() -> None:
+    torch.manual_seed(4)
+    actor = build_actor(5, 2, ActorConfig(name="ilcsan", hidden_sizes=[16]))
+    obs = torch.randn(1, 5)
+    with torch.no_grad():
+        before = actor(obs).clone()
+    optimizer = torch.optim.SGD(actor.parameters(), lr=1.0)
+    (actor(torch.randn(8, 5)) ** 2).sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = actor(obs)
+    torch.testing.assert_close(after, actor(obs).detach(), rtol=1e-5, atol=1e-5)
+    assert not torch.equal(before, after)

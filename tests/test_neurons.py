@@ -280,7 +280,8 @@ def _encoder_with_activations():
     enc = PopulationEncoder(obs_dim=1, pop_size=4)
     with torch.no_grad():
         enc.std.fill_(1.0)
-        # mu = sqrt(-2 ln A): A=1 -> 0; A=0.5 -> sqrt(2 ln 2) = 1.17741; A=0.3 -> sqrt(-2 ln 0.3) = 1.55176; mu=10 -> e^-50
+        # mu = sqrt(-2 ln A): A=1 -> 0; A=0.5 -> sqrt(2 ln 2) = 1.17741;
+        # A=0.3 -> sqrt(-2 ln 0.3) = 1.55176; mu=10 -> e^-50
         enc.mean.copy_(torch.tensor([[0.0, math.sqrt(2 * math.log(2)), math.sqrt(-2 * math.log(0.3)), 10.0]]))
     return enc
 

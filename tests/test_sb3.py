@@ -66,6 +66,7 @@ def test_sb3_style_usage_and_target_actor() -> None:
     assert isinstance(model.actor_target, NetworkTD3Actor)
     assert model.actor_target is not model.actor
     assert not model.actor_target.training
+    assert model.actor.network.event_driven and not model.actor_target.network.event_driven  # polyak uses .data
     network = actor_network(model)
     assert type(network).__name__ == "ILCSAN"
     model.learn(100)

@@ -52,7 +52,9 @@ class ActorConfig:
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(f"actor.hidden_sizes must be a non-empty list of positive sizes, got {self.hidden_sizes}")
         if len(self.encoder_mean_range) != 2 or self.encoder_mean_range[0] >= self.encoder_mean_range[1]:
-            raise ValueError(f"actor.encoder_mean_range must be [low, high] with low < high, got {self.encoder_mean_range}")
+            raise ValueError(
+                f"actor.encoder_mean_range must be [low, high] with low < high, got {self.encoder_mean_range}"
+            )
 
     @property
     def spiking(self) -> bool:

@@ -8,10 +8,19 @@ Shared backbone (spec §1), for ``T`` SNN steps per environment step::
 
 Each ``Linear`` runs once on all ``T*B`` rows; only the elementwise membrane scan is sequential (and, for
 ILC-SAN, the small block-diagonal recurrence over the output populations).
+
+Inference at small batch (no autograd, CPU, float32, deterministic encoder, ``B <= EVENT_DRIVEN_MAX_BATCH``)
+takes the event-driven path of :mod:`neurons.event_kernels` instead: one compiled call per layer that adds
+only the weight rows of inputs that spiked. It computes the same equations; results can differ from the
+batched path only by floating-point summation order. The kernel's weight copies are refreshed whenever a
+parameter's version counter changes (optimizer steps, ``load_state_dict``); writes through ``.data`` (SB3's
+polyak update of target networks) are invisible to it, so networks updated that way set
+``event_driven = False``.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,7 +28,18 @@ from torch import nn
 from agents.activity import ActivityReport
 from agents.actors.base import ActorNetwork
 from agents.actors.config import ActorConfig
-from neurons import CurrentLIF, GroupedLinear, IntraLayerConnections, NonSpikingReadout, PopulationEncoder
+from neurons import (
+    CurrentLIF,
+    GroupedLinear,
+    IntraLayerConnections,
+    NonSpikingReadout,
+    PopulationEncoder,
+    event_kernels,
+)
+from neurons.encoders import ENCODER_THRESHOLD
+
+EVENT_DRIVEN_MAX_BATCH = 4
+_NO_BLOCKS = np.zeros((0, 1, 1), np.float32)
 
 
 class SpikingActor(ActorNetwork):
@@ -36,7 +56,11 @@ class SpikingActor(ActorNetwork):
         self.neurons = CurrentLIF(config.current_decay, config.voltage_decay, config.threshold, config.surrogate_width)
         self.intra = IntraLayerConnections(act_dim, config.decoder_pop, connections) if connections != "none" else None
         self.layer_names = ["encoder", *[f"hidden{i + 1}" for i in range(len(config.hidden_sizes))], "output"]
-        self._last_spikes: list[torch.Tensor] = []
+        self.layer_widths = tuple(sizes)
+        self._last_spikes: list[torch.Tensor | np.ndarray] = []
+        self.event_driven = True  # may take the event-driven inference path (see module docstring)
+        self._event_params: tuple[nn.Parameter, ...] = ()
+        self._event_weights: tuple[tuple, list[np.ndarray]] = ((), [])
 
     def output_spikes(self, obs: torch.Tensor) -> torch.Tensor:
         """Output-population spikes ``[T, B, act_dim * decoder_pop]`` for observations ``[B, obs_dim]``."""
@@ -57,6 +81,78 @@ class SpikingActor(ActorNetwork):
         self._last_spikes = record
         return spikes
 
+    def _event_arrays(self) -> dict:
+        """NumPy views for the event-driven kernel, rebuilt only when a parameter changed (version counter)."""
+        if not self._event_params:
+            self._event_params = tuple(self.parameters())
+        key = tuple((p._version, p.data_ptr()) for p in self._event_params)
+        if self._event_weights[0] != key:
+            last = len(self.layers) - 1
+            weights, biases = [], []
+            for index, layer in enumerate(self.layers):
+                bias = layer.bias + self.intra.masked_bias() if index == last and self.intra is not None else layer.bias
+                weights.append(layer.weight.detach().t().contiguous().numpy())
+                biases.append(bias.detach().numpy().copy())
+            readout = self._readout_synapses()
+            params, f32 = self.neurons.params, np.float32
+            decay, decode = self._event_decode()
+            arrays = {
+                "encoder_threshold": f32(ENCODER_THRESHOLD),
+                "lif": (f32(params.current_decay), f32(params.voltage_decay), f32(params.threshold)),
+                "decay": f32(decay),
+                "decode": decode,
+                "mean": self.encoder.mean.detach().numpy(),
+                "std": self.encoder.std.detach().numpy(),
+                "weights_t": tuple(weights),
+                "biases": tuple(biases),
+                "blocks": self.intra.blocks().detach().numpy().copy() if self.intra is not None else _NO_BLOCKS,
+                "readout_weight": readout.weight.detach().numpy(),
+                "readout_bias": readout.bias.detach().numpy(),
+            }
+            self._event_weights = (key, arrays)
+        return self._event_weights[1]
+
+    def _forward_event_driven(self, obs: torch.Tensor) -> torch.Tensor:
+        """Pre-activations ``[B, M]`` from the compiled event-driven kernel (inference only)."""
+        arrays = self._event_arrays()
+        steps, batch = self.timesteps, obs.shape[0]
+        records = tuple(np.empty((steps, batch, width), np.float32) for width in self.layer_widths)
+        actions = np.empty((batch, self.act_dim), np.float32)
+        event_kernels.spiking_actor_forward(
+            obs.numpy(), arrays["mean"], arrays["std"], arrays["encoder_threshold"], arrays["weights_t"],
+            arrays["biases"], arrays["blocks"], *arrays["lif"], arrays["readout_weight"], arrays["readout_bias"],
+            arrays["decay"], arrays["decode"], records, actions,
+        )  # fmt: skip
+        self._last_spikes = list(records)  # NumPy arrays; activity() reads either kind
+        return torch.from_numpy(actions)
+
+    def _use_event_driven(self, obs: torch.Tensor) -> bool:
+        return (
+            self.event_driven
+            and obs.shape[0] <= EVENT_DRIVEN_MAX_BATCH
+            and not torch.is_grad_enabled()
+            and obs.device.type == "cpu"
+            and obs.dtype == torch.float32
+            and self.encoder.spike_mode == "deterministic"
+        )
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        self.check_obs(obs)
+        if self._use_event_driven(obs):
+            return self._forward_event_driven(obs)
+        return self.decode(self.output_spikes(obs))
+
+    def decode(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Action pre-activations ``[B, M]`` from output-population spikes ``[T, B, M * P]``."""
+        raise NotImplementedError
+
+    def _readout_synapses(self) -> GroupedLinear:
+        raise NotImplementedError
+
+    def _event_decode(self) -> tuple[float, int]:
+        """``(readout decay, decode code)`` for :func:`event_kernels.spiking_actor_forward`."""
+        raise NotImplementedError
+
     def activity(self) -> ActivityReport:
         if not self._last_spikes:
             raise RuntimeError("activity() needs a forward pass first")
@@ -66,7 +162,9 @@ class SpikingActor(ActorNetwork):
         sops = sum(count * layer.out_features for count, layer in zip(counts, self.layers))
         intra_fan_out = self.intra.fan_out() if self.intra is not None else 0
         sops += counts[-1] * (intra_fan_out + self._readout_fan_out())
-        return ActivityReport(firing_rates=rates, sops=sops, macs=float(self.encoder.num_neurons + self._decoder_macs()))
+        return ActivityReport(
+            firing_rates=rates, sops=sops, macs=float(self.encoder.num_neurons + self._decoder_macs())
+        )
 
     def _readout_fan_out(self) -> int:
         """Spike-driven synapses from each output neuron to the decoder (0 for a rate decoder)."""
@@ -84,8 +182,14 @@ class PopSAN(SpikingActor):
         super().__init__(obs_dim, act_dim, config, connections="none")
         self.decoder = GroupedLinear(act_dim, config.decoder_pop)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.output_spikes(obs).mean(0))
+    def decode(self, spikes: torch.Tensor) -> torch.Tensor:
+        return self.decoder(spikes.mean(0))
+
+    def _readout_synapses(self) -> GroupedLinear:
+        return self.decoder
+
+    def _event_decode(self) -> tuple[float, int]:
+        return 1.0, event_kernels.DECODE_RATE
 
     def _decoder_macs(self) -> int:
         return self.act_dim * self.decoder_pop
@@ -100,8 +204,14 @@ class ILCSAN(SpikingActor):
         self.readout_synapses = GroupedLinear(act_dim, config.decoder_pop)
         self.readout = NonSpikingReadout(config.readout_decay, config.readout)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.readout_synapses(self.output_spikes(obs)))
+    def decode(self, spikes: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.readout_synapses(spikes))
+
+    def _readout_synapses(self) -> GroupedLinear:
+        return self.readout_synapses
+
+    def _event_decode(self) -> tuple[float, int]:
+        return self.readout.decay, event_kernels.DECODE_CODES[self.readout.mode]
 
     def _readout_fan_out(self) -> int:
         return 1

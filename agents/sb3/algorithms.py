@@ -24,6 +24,7 @@ from agents.sb3 import ppo, sac, td3
 from agents.sb3.common import ACTOR_ROLE
 from envs.normalization import ObservationStats
 
+
 class SpikingAlgorithmMixin:
     """Adds ``actor_learning_rate`` and model-embedded observation statistics to an SB3 algorithm."""
 
@@ -89,4 +90,9 @@ class PPO(SpikingAlgorithmMixin, SB3PPO):
 
 ALGORITHMS = {"td3": TD3, "ddpg": DDPG, "sac": SAC, "ppo": PPO}
 # policy class taking ``actor_config`` for each algorithm
-POLICIES = {"td3": td3.NetworkTD3Policy, "ddpg": td3.NetworkTD3Policy, "sac": sac.NetworkSACPolicy, "ppo": ppo.NetworkPPOPolicy}
+POLICIES = {
+    "td3": td3.NetworkTD3Policy,
+    "ddpg": td3.NetworkTD3Policy,
+    "sac": sac.NetworkSACPolicy,
+    "ppo": ppo.NetworkPPOPolicy,
+}

@@ -59,7 +59,12 @@ class NetworkPPOPolicy(ActorCriticPolicy):
         self.actor_config = resolve_actor_config(actor_config, self.default_actor)
         kwargs["ortho_init"] = False
         super().__init__(
-            observation_space, action_space, lr_schedule, net_arch=net_arch or [256, 256], log_std_init=log_std_init, **kwargs
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch or [256, 256],
+            log_std_init=log_std_init,
+            **kwargs,
         )
 
     def _build_mlp_extractor(self) -> None:

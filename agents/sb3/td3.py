@@ -12,7 +12,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
-from agents.actors import ActorConfig, ActorNetwork, build_actor
+from agents.actors import ActorConfig, ActorNetwork, SpikingActor, build_actor
 from agents.sb3.common import actor_optimizer, resolve_actor_config
 
 
@@ -37,11 +37,15 @@ class NetworkTD3Actor(BasePolicy):
         )
         self.features_dim = features_dim
         self.actor_config = actor_config
-        self.network: ActorNetwork = build_actor(features_dim, get_action_dim(action_space), ActorConfig(**actor_config))
+        self.network: ActorNetwork = build_actor(
+            features_dim, get_action_dim(action_space), ActorConfig(**actor_config)
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(features_dim=self.features_dim, features_extractor=self.features_extractor, actor_config=self.actor_config)
+        data.update(
+            features_dim=self.features_dim, features_extractor=self.features_extractor, actor_config=self.actor_config
+        )
         return data
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -82,6 +86,8 @@ class NetworkTD3Policy(TD3Policy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
+        if isinstance(self.actor_target.network, SpikingActor):
+            self.actor_target.network.event_driven = False  # polyak updates write through .data
         self.actor.optimizer = actor_optimizer(self, self.actor.parameters(), (), lr_schedule)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
