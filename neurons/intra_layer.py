@@ -64,7 +64,7 @@ class IntraLayerConnections(nn.Module):
         return self.mode in ("full", "bias")
 
     def blocks(self) -> torch.Tensor:
-        """Masked recurrent weights ``[G, P, P]``; ``blocks[g, i, j]`` connects neuron ``j`` to ``i`` in population ``g``."""
+        """Masked recurrent weights ``[G, P, P]``; ``blocks[g, i, j]`` connects neuron ``j`` to ``i`` of group ``g``."""
         return self.weight * self.weight_mask
 
     def masked_bias(self) -> torch.Tensor:
