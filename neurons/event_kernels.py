@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from neurons.lif_kernels import lif_step
+
 
 @njit(cache=True, nogil=True)
 def regular_population_spikes(obs, mean, std, threshold, spikes):  # pragma: no cover
@@ -41,9 +43,8 @@ def lif_layer_events(
     """
     steps, batch, fan_in = in_spikes.shape
     fan_out = weight_t.shape[1]
-    groups = blocks.shape[0]
-    pop = blocks.shape[1]
     current = np.empty(fan_out, dtype=weight_t.dtype)
+    membrane = np.empty(fan_out, dtype=weight_t.dtype)
     synapse = np.empty(fan_out, dtype=weight_t.dtype)
     after_reset = np.empty(fan_out, dtype=weight_t.dtype)
     for b in range(batch):
@@ -55,27 +56,10 @@ def lif_layer_events(
                     row = weight_t[i]
                     for f in range(fan_out):
                         current[f] += row[f]
-            if t == 0:
-                for f in range(fan_out):
-                    synapse[f] = current[f]
-            else:
-                for f in range(fan_out):
-                    synapse[f] = current[f] + current_decay * synapse[f]
-                if groups > 0:
-                    for j in range(fan_out):
-                        if out_spikes[t - 1, b, j] != 0.0:
-                            g = j // pop
-                            col = j - g * pop
-                            for i in range(pop):
-                                synapse[g * pop + i] += blocks[g, i, col]
-            for f in range(fan_out):
-                h = synapse[f] if t == 0 else synapse[f] + voltage_decay * after_reset[f]
-                if h > threshold:
-                    out_spikes[t, b, f] = 1.0
-                    after_reset[f] = 0.0
-                else:
-                    out_spikes[t, b, f] = 0.0
-                    after_reset[f] = h
+            lif_step(
+                t, current, out_spikes[max(t - 1, 0), b], blocks, current_decay, voltage_decay, threshold,
+                synapse, after_reset, membrane, out_spikes[t, b],
+            )  # fmt: skip
 
 
 DECODE_RATE, DECODE_LAST, DECODE_MEAN, DECODE_MAX_ABS = 0, 1, 2, 3

@@ -14,37 +14,52 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, nogil=True, inline="always")
+def lif_step(
+    t, current, previous_spikes, blocks, current_decay, voltage_decay, threshold, synapse, after_reset, membrane, spikes
+):  # pragma: no cover
+    """One CUBA-LIF step of one sample: input ``current [F]`` -> ``membrane [F]`` (h_t) and ``spikes [F]``.
+
+    ``synapse`` and ``after_reset`` carry the state between steps; ``previous_spikes`` is ``s_{t-1}``.
+    """
+    features = current.shape[0]
+    groups = blocks.shape[0]
+    pop = blocks.shape[1]
+    if t == 0:
+        for f in range(features):
+            synapse[f] = current[f]
+    else:
+        for f in range(features):
+            synapse[f] = current[f] + current_decay * synapse[f]
+        if groups > 0:  # event-driven R_g s_{t-1}: add the weight column of every neuron that spiked
+            for j in range(features):
+                if previous_spikes[j] != 0.0:
+                    g = j // pop
+                    col = j - g * pop
+                    for i in range(pop):
+                        synapse[g * pop + i] += blocks[g, i, col]
+    for f in range(features):
+        h = synapse[f] if t == 0 else synapse[f] + voltage_decay * after_reset[f]
+        membrane[f] = h
+        if h > threshold:
+            spikes[f] = 1.0
+            after_reset[f] = 0.0
+        else:
+            spikes[f] = 0.0
+            after_reset[f] = h
+
+
 @njit(cache=True, nogil=True)
 def lif_forward(current, blocks, current_decay, voltage_decay, threshold, membrane, spikes):  # pragma: no cover
     steps, batch, features = current.shape
-    groups = blocks.shape[0]
-    pop = blocks.shape[1]
     synapse = np.empty(features, dtype=current.dtype)
     after_reset = np.empty(features, dtype=current.dtype)
     for b in range(batch):
         for t in range(steps):
-            if t == 0:
-                for f in range(features):
-                    synapse[f] = current[0, b, f]
-            else:
-                for f in range(features):
-                    synapse[f] = current[t, b, f] + current_decay * synapse[f]
-                if groups > 0:  # event-driven R_g s_{t-1}: add the weight column of every neuron that spiked
-                    for j in range(features):
-                        if spikes[t - 1, b, j] != 0.0:
-                            g = j // pop
-                            col = j - g * pop
-                            for i in range(pop):
-                                synapse[g * pop + i] += blocks[g, i, col]
-            for f in range(features):
-                h = synapse[f] if t == 0 else synapse[f] + voltage_decay * after_reset[f]
-                membrane[t, b, f] = h
-                if h > threshold:
-                    spikes[t, b, f] = 1.0
-                    after_reset[f] = 0.0
-                else:
-                    spikes[t, b, f] = 0.0
-                    after_reset[f] = h
+            lif_step(
+                t, current[t, b], spikes[max(t - 1, 0), b], blocks, current_decay, voltage_decay, threshold,
+                synapse, after_reset, membrane[t, b], spikes[t, b],
+            )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)

@@ -14,7 +14,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from agents.actors import ActorConfig, ActorNetwork, build_actor
-from agents.sb3.common import actor_optimizer, resolve_actor_config
+from agents.sb3.common import ActorConfigMixin, actor_optimizer
 
 
 class ActorValueNetworks(nn.Module):
@@ -37,14 +37,12 @@ class ActorValueNetworks(nn.Module):
         return self.value(features)
 
 
-class NetworkPPOPolicy(ActorCriticPolicy):
+class NetworkPPOPolicy(ActorConfigMixin, ActorCriticPolicy):
     """PPO policy with an actor network chosen by ``actor_config``.
 
     ``ortho_init`` is off (it would re-initialise the actor network's layers); ``log_std_init`` defaults
     to -0.5 as in PopSAN-PPO.
     """
-
-    default_actor = "mlp"
 
     def __init__(
         self,
@@ -56,15 +54,9 @@ class NetworkPPOPolicy(ActorCriticPolicy):
         log_std_init: float = -0.5,
         **kwargs: Any,
     ) -> None:
-        self.actor_config = resolve_actor_config(actor_config, self.default_actor)
         kwargs["ortho_init"] = False
         super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch=net_arch or [256, 256],
-            log_std_init=log_std_init,
-            **kwargs,
+            observation_space, action_space, lr_schedule, net_arch, actor_config, log_std_init=log_std_init, **kwargs
         )
 
     def _build_mlp_extractor(self) -> None:
@@ -80,11 +72,6 @@ class NetworkPPOPolicy(ActorCriticPolicy):
         actor_ids = {id(p) for p in actor_params}
         others = [p for p in self.parameters() if id(p) not in actor_ids]
         self.optimizer = actor_optimizer(self, actor_params, others, lr_schedule)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(actor_config=self.actor_config)
-        return data
 
 
 class PopSANPolicy(NetworkPPOPolicy):

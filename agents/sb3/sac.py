@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from gymnasium import spaces
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 
 from agents.actors import ActorConfig, ActorNetwork, build_actor
-from agents.sb3.common import actor_optimizer, resolve_actor_config
+from agents.sb3.common import ActorConfigMixin, actor_optimizer
 
 
 class NetworkSACActor(Actor):
@@ -42,22 +41,8 @@ class NetworkSACActor(Actor):
         return self.network(features), log_std, {}
 
 
-class NetworkSACPolicy(SACPolicy):
+class NetworkSACPolicy(ActorConfigMixin, SACPolicy):
     """SAC policy with an actor network chosen by ``actor_config`` and twin MLP critics."""
-
-    default_actor = "mlp"
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        actor_config: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.actor_config = resolve_actor_config(actor_config, self.default_actor)
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch or [256, 256], **kwargs)
 
     def make_actor(self, features_extractor=None) -> NetworkSACActor:
         kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
@@ -67,11 +52,6 @@ class NetworkSACPolicy(SACPolicy):
         super()._build(lr_schedule)
         log_std_head = [*self.actor.latent_pi.parameters(), *self.actor.log_std.parameters()]
         self.actor.optimizer = actor_optimizer(self, self.actor.network.parameters(), log_std_head, lr_schedule)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(actor_config=self.actor_config)
-        return data
 
 
 class PopSANPolicy(NetworkSACPolicy):

@@ -13,7 +13,7 @@ from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from agents.actors import ActorConfig, ActorNetwork, SpikingActor, build_actor
-from agents.sb3.common import actor_optimizer, resolve_actor_config
+from agents.sb3.common import ActorConfigMixin, actor_optimizer
 
 
 class NetworkTD3Actor(BasePolicy):
@@ -55,23 +55,9 @@ class NetworkTD3Actor(BasePolicy):
         return self(observation)
 
 
-class NetworkTD3Policy(TD3Policy):
+class NetworkTD3Policy(ActorConfigMixin, TD3Policy):
     """TD3/DDPG policy with an actor network chosen by ``actor_config`` (``name``: mlp, popsan, ilcsan)
     and SB3's twin MLP critics (``net_arch``, default ``[256, 256]``)."""
-
-    default_actor = "mlp"
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        actor_config: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.actor_config = resolve_actor_config(actor_config, self.default_actor)
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch or [256, 256], **kwargs)
 
     def make_actor(self, features_extractor: nn.Module | None = None) -> NetworkTD3Actor:
         kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
@@ -89,11 +75,6 @@ class NetworkTD3Policy(TD3Policy):
         if isinstance(self.actor_target.network, SpikingActor):
             self.actor_target.network.event_driven = False  # polyak updates write through .data
         self.actor.optimizer = actor_optimizer(self, self.actor.parameters(), (), lr_schedule)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(actor_config=self.actor_config)
-        return data
 
 
 class PopSANPolicy(NetworkTD3Policy):
