@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from agents.actors import ACTOR_NAMES
-from experiments.config import ALGO_NAMES, ConfigError, RunConfig, load_config, parse_override
-from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
-from experiments.video import RenderingUnavailableError
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"  # headless: MuJoCo offscreen rendering through EGL
+
+from agents.actors import ACTOR_NAMES  # noqa: E402
+from experiments.config import ALGO_NAMES, ConfigError, RunConfig, load_config, parse_override  # noqa: E402
+from experiments.run_dir import CheckpointError, RunDirectory, write_atomic  # noqa: E402
+from experiments.video import RenderingUnavailableError  # noqa: E402
 
 USER_ERRORS = (ValueError, CheckpointError, FileNotFoundError, RenderingUnavailableError)
 

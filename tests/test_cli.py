@@ -132,3 +132,10 @@ def test_unknown_choice_lists_valid_ones(capsys) -> None:
 def test_existing_run_dir_is_not_overwritten(finished_run: Path, capsys) -> None:
     assert run_cli("train", "--run-dir", finished_run) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_eval_video_through_offscreen_rendering(finished_run: Path, tmp_path: Path, capsys) -> None:
+    """Headless machines render through EGL (train_agent sets MUJOCO_GL=egl when there is no display)."""
+    gif = tmp_path / "episode.gif"
+    assert run_cli("eval", finished_run, "--episodes", 1, "--video", gif) == 0
+    assert gif.stat().st_size > 1000 and "video:" in capsys.readouterr().out

@@ -60,7 +60,7 @@ class SpikingActor(ActorNetwork):
         self._last_spikes: list[torch.Tensor | np.ndarray] = []
         self.event_driven = True  # may take the event-driven inference path (see module docstring)
         self._event_params: tuple[nn.Parameter, ...] = ()
-        self._event_weights: tuple[tuple, list[np.ndarray]] = ((), [])
+        self._event_weights: tuple[tuple, dict] = ((), {})
 
     def output_spikes(self, obs: torch.Tensor) -> torch.Tensor:
         """Output-population spikes ``[T, B, act_dim * decoder_pop]`` for observations ``[B, obs_dim]``."""
@@ -94,6 +94,7 @@ class SpikingActor(ActorNetwork):
                 weights.append(layer.weight.detach().t().contiguous().numpy())
                 biases.append(bias.detach().numpy().copy())
             readout = self._readout_synapses()
+            has_blocks = self.intra is not None and self.intra.has_weights
             params, f32 = self.neurons.params, np.float32
             decay, decode = self._event_decode()
             arrays = {
@@ -105,7 +106,7 @@ class SpikingActor(ActorNetwork):
                 "std": self.encoder.std.detach().numpy(),
                 "weights_t": tuple(weights),
                 "biases": tuple(biases),
-                "blocks": self.intra.blocks().detach().numpy().copy() if self.intra is not None else _NO_BLOCKS,
+                "blocks": self.intra.blocks().detach().numpy().copy() if has_blocks else _NO_BLOCKS,
                 "readout_weight": readout.weight.detach().numpy(),
                 "readout_bias": readout.bias.detach().numpy(),
             }
