@@ -135,12 +135,15 @@ class _CurrentLIFScan(torch.autograd.Function):
         ctx.save_for_backward(membrane, spikes, blocks)
         ctx.params = params
         ctx.mark_non_differentiable(membrane)
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for the membrane output
         return spikes, membrane
 
     @staticmethod
     def backward(ctx, grad_spikes, _grad_membrane):  # type: ignore[override]
         membrane, spikes, blocks = ctx.saved_tensors
         params: LIFParameters = ctx.params
+        if grad_spikes is None:
+            return None, None, None
         if _use_kernels(membrane):
             mem = membrane.numpy()
             dtype = mem.dtype.type
