@@ -131,7 +131,14 @@ class PeriodicEvaluation(BaseCallback):
         self.run = run
         self.eval_env = eval_env
         self.train_cfg = config.train
-        self.started = time.time()
+        self.started = time.time() - self._recorded_wall_time()
+
+    def _recorded_wall_time(self) -> float:
+        """Wall time of the last evaluation already on disk, so a resumed run keeps counting."""
+        if not self.run.evaluations_file.is_file():
+            return 0.0
+        rows = list(csv.DictReader(self.run.evaluations_file.open()))
+        return float(rows[-1]["wall_time_s"]) if rows else 0.0
 
     def _due(self, frequency: int) -> bool:
         n_envs = self.training_env.num_envs

@@ -40,6 +40,8 @@ def test_run_directory_contents(finished_run: Path) -> None:
     assert meta["seed"] == 3 and meta["git_commit"] and "torch" in meta["versions"]
     rows = list(csv.DictReader((finished_run / "evaluations.csv").open()))
     assert [int(r["timesteps"]) for r in rows] == [200, 400, 600]
+    walls = [float(r["wall_time_s"]) for r in rows]
+    assert walls == sorted(walls)  # the resumed part keeps counting
     assert list((finished_run / "tensorboard").rglob("events.out.tfevents.*"))
     assert (finished_run / "model.zip").is_file()
     run = RunDirectory(finished_run)
