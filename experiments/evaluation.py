@@ -7,19 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.activity import ENERGY_PER_MAC_PJ, ActivityReport, mlp_macs
-from agents.actors import ActorNetwork, SpikingActor
-
-
-def actor_network(model: BaseAlgorithm) -> ActorNetwork:
-    """The :class:`ActorNetwork` inside a model built by :mod:`agents.sb3`."""
-    policy = model.policy
-    if hasattr(policy, "mlp_extractor"):  # PPO
-        return policy.mlp_extractor.network
-    return policy.actor.network
+from agents.actors import SpikingActor
+from agents.sb3 import SpikingAlgorithmMixin
 
 
 @dataclass
@@ -39,9 +31,9 @@ class RolloutStats:
         return float(np.std(self.returns))
 
 
-def rollout(model: BaseAlgorithm, env: VecEnv, episodes: int, deterministic: bool = True) -> RolloutStats:
+def rollout(model: SpikingAlgorithmMixin, env: VecEnv, episodes: int, deterministic: bool = True) -> RolloutStats:
     """Run ``episodes`` complete episodes on ``env`` (one sub-environment wrapped in ``Monitor``)."""
-    network = actor_network(model)
+    network = model.actor_network
     stats = RolloutStats()
     rates: dict[str, float] = {}
     sops = macs = 0.0
@@ -64,9 +56,9 @@ def rollout(model: BaseAlgorithm, env: VecEnv, episodes: int, deterministic: boo
     return stats
 
 
-def energy_summary(model: BaseAlgorithm, activity: ActivityReport) -> dict[str, Any]:
+def energy_summary(model: SpikingAlgorithmMixin, activity: ActivityReport) -> dict[str, Any]:
     """Energy per action of the actor vs a dense MLP actor of the same hidden sizes (all MACs)."""
-    network = actor_network(model)
+    network = model.actor_network
     hidden = model.policy.actor_config.get("hidden_sizes", [256, 256])
     baseline_macs = mlp_macs([network.obs_dim, *hidden, network.act_dim])
     baseline_pj = baseline_macs * ENERGY_PER_MAC_PJ

@@ -78,7 +78,6 @@ class PopulationEncoder(nn.Module):
             if self.spike_mode == "deterministic":
                 counts = torch.arange(steps + 1, dtype=activation.dtype, device=activation.device)
                 counts = torch.ceil(counts.view(-1, 1, 1) * (activation / ENCODER_THRESHOLD)).sub_(1).clamp_(min=0)
-                counts[0] = 0
                 spikes = (counts[1:] - counts[:-1]).clamp_(max=1)  # one spike per step at most (A > 0.999)
             else:
                 spikes = (torch.rand((steps, *activation.shape), device=activation.device) < activation).to(

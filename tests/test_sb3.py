@@ -9,7 +9,6 @@ from conftest import TINY_ACTOR
 from agents.sb3 import ALGORITHMS, POLICIES, TD3
 from agents.sb3.td3 import ILCSANPolicy, NetworkTD3Actor
 from envs import make_vec_env
-from experiments.evaluation import actor_network
 
 ALGO_KWARGS = {
     "td3": {"learning_starts": 100, "batch_size": 32, "train_freq": 50, "gradient_steps": 10},
@@ -67,7 +66,7 @@ def test_sb3_style_usage_and_target_actor() -> None:
     assert model.actor_target is not model.actor
     assert not model.actor_target.training
     assert model.actor.network.event_driven and not model.actor_target.network.event_driven  # polyak uses .data
-    network = actor_network(model)
+    network = model.actor_network
     assert type(network).__name__ == "ILCSAN"
     model.learn(100)
     assert network.activity().sops > 0
@@ -75,7 +74,7 @@ def test_sb3_style_usage_and_target_actor() -> None:
 
 def test_string_alias() -> None:
     model = TD3("PopSANPolicy", make_vec_env("InvertedPendulum-v5", seed=0), policy_kwargs={"actor_config": TINY_ACTOR})
-    assert type(actor_network(model)).__name__ == "PopSAN"
+    assert type(model.actor_network).__name__ == "PopSAN"
 
 
 def test_unknown_actor_config_key() -> None:

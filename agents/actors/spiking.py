@@ -20,6 +20,8 @@ polyak update of target networks) are invisible to it, so networks updated that 
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -62,19 +64,21 @@ class SpikingActor(ActorNetwork):
         self._event_params: tuple[nn.Parameter, ...] = ()
         self._event_weights: tuple[tuple, dict] = ((), {})
 
+    def _bias_and_blocks(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Bias ``[F]`` and recurrent blocks ``[G, P, P]`` (or None) of layer ``index``; the output layer
+        carries the intra-layer connections."""
+        bias = self.layers[index].bias
+        if index < len(self.layers) - 1 or self.intra is None:
+            return bias, None
+        return bias + self.intra.masked_bias(), self.intra.blocks() if self.intra.has_weights else None
+
     def output_spikes(self, obs: torch.Tensor) -> torch.Tensor:
         """Output-population spikes ``[T, B, act_dim * decoder_pop]`` for observations ``[B, obs_dim]``."""
-        self.check_obs(obs)
         steps, batch = self.timesteps, obs.shape[0]
         spikes = self.encoder(obs, steps)
         record = [spikes.detach()]
-        last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
-            if index == last and self.intra is not None:
-                bias = layer.bias + self.intra.masked_bias()
-                recurrent = self.intra.blocks() if self.intra.has_weights else None
-            else:
-                bias, recurrent = layer.bias, None
+            bias, recurrent = self._bias_and_blocks(index)
             current = F.linear(spikes.reshape(steps * batch, -1), layer.weight, bias).view(steps, batch, -1)
             spikes = self.neurons(current, recurrent)
             record.append(spikes.detach())
@@ -87,14 +91,12 @@ class SpikingActor(ActorNetwork):
             self._event_params = tuple(self.parameters())
         key = tuple((p._version, p.data_ptr()) for p in self._event_params)
         if self._event_weights[0] != key:
-            last = len(self.layers) - 1
             weights, biases = [], []
             for index, layer in enumerate(self.layers):
-                bias = layer.bias + self.intra.masked_bias() if index == last and self.intra is not None else layer.bias
                 weights.append(layer.weight.detach().t().contiguous().numpy())
-                biases.append(bias.detach().numpy().copy())
+                biases.append(self._bias_and_blocks(index)[0].detach().numpy().copy())
+            blocks = self._bias_and_blocks(len(self.layers) - 1)[1]
             readout = self._readout_synapses()
-            has_blocks = self.intra is not None and self.intra.has_weights
             params, f32 = self.neurons.params, np.float32
             decay, decode = self._event_decode()
             arrays = {
@@ -106,7 +108,7 @@ class SpikingActor(ActorNetwork):
                 "std": self.encoder.std.detach().numpy(),
                 "weights_t": tuple(weights),
                 "biases": tuple(biases),
-                "blocks": self.intra.blocks().detach().numpy().copy() if has_blocks else _NO_BLOCKS,
+                "blocks": blocks.detach().numpy().copy() if blocks is not None else _NO_BLOCKS,
                 "readout_weight": readout.weight.detach().numpy(),
                 "readout_bias": readout.bias.detach().numpy(),
             }
@@ -143,16 +145,17 @@ class SpikingActor(ActorNetwork):
             return self._forward_event_driven(obs)
         return self.decode(self.output_spikes(obs))
 
+    @abc.abstractmethod
     def decode(self, spikes: torch.Tensor) -> torch.Tensor:
         """Action pre-activations ``[B, M]`` from output-population spikes ``[T, B, M * P]``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _readout_synapses(self) -> GroupedLinear:
-        raise NotImplementedError
+        """The synapses from the output populations to the per-action readout."""
 
+    @abc.abstractmethod
     def _event_decode(self) -> tuple[float, int]:
         """``(readout decay, decode code)`` for :func:`event_kernels.spiking_actor_forward`."""
-        raise NotImplementedError
 
     def activity(self) -> ActivityReport:
         if not self._last_spikes:

@@ -20,6 +20,7 @@ from stable_baselines3 import TD3 as SB3TD3
 from stable_baselines3.common.utils import FloatSchedule
 from stable_baselines3.common.vec_env import VecNormalize
 
+from agents.actors import ActorNetwork
 from agents.sb3 import ppo, sac, td3
 from agents.sb3.common import ACTOR_ROLE
 from envs.normalization import ObservationStats
@@ -57,6 +58,12 @@ class SpikingAlgorithmMixin:
         if self.obs_normalization is not None and self.get_vec_normalize_env() is None:
             observation = self.obs_normalization.normalize(np.asarray(observation))
         return super().predict(observation, state, episode_start, deterministic)
+
+    @property
+    def actor_network(self) -> ActorNetwork:
+        """The :class:`ActorNetwork` inside the policy (PPO keeps it in ``mlp_extractor``)."""
+        policy = self.policy
+        return policy.mlp_extractor.network if hasattr(policy, "mlp_extractor") else policy.actor.network
 
     def restore_normalization(self, env: VecNormalize) -> None:
         """Load the statistics saved with this model into ``env`` (e.g. when resuming training)."""
