@@ -4,7 +4,8 @@ Run with ``python -m experiments.bench`` (``make bench``); ``--quick`` for a smo
 microbenchmarks alone, ``--json PATH`` to also write the results.
 
 1. Actor microbenchmarks with HalfCheetah-v5 shapes (obs 17, act 6), ``T = 5``, hidden ``[256, 256]`` and 10
-   neurons per population, for ``ilcsan``, ``popsan`` and ``mlp``:
+   neurons per population, for ``ilcsan``, ``popsan``, ``mlp`` and ``noisysan`` (noise on, regenerated from
+   its replay keys in every call, as NoisyTD3 does when acting and in the actor update):
 
    * ``fwd+bwd@100``: zero the gradients, forward a batch of 100, ``loss = output.sum()``, backward;
    * ``fwd@1``: forward a batch of 1 under ``torch.no_grad()`` (acting in the environment).
@@ -14,9 +15,12 @@ microbenchmarks alone, ``--json PATH`` to also write the results.
    requires grad (the actor back-propagates into its encoder). Each time is the median over several repeats
    of many calls, after a warm-up.
 
-2. Stable-Baselines3 TD3 training throughput on HalfCheetah-v5, ``ilcsan`` vs ``mlp``, each built with the
-   paper recipe (``experiments/td3_<actor>.yaml``) except for a short ``learning_starts``: environment steps
+2. Stable-Baselines3 TD3 training throughput on HalfCheetah-v5, ``ilcsan``, ``noisysan`` and ``mlp``, each
+   built with its paper recipe (:data:`RECIPES`) except for a short ``learning_starts``: environment steps
    per second over a fixed window of steps after learning has started (50 gradient steps per 50 env steps).
+
+3. Replay-buffer memory for 1M HalfCheetah transitions (computed from real buffer instances): ``ilcsan``,
+   ``noisysan`` (8-byte noise keys) and the published NoisySAN approach that stores the noise itself.
 
 Targets: ilcsan fwd+bwd@100 <= 1.2x dense floor; ilcsan fwd@1 <= 2x mlp; SB3 steps/s ilcsan/mlp >= 0.75.
 """
@@ -34,13 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from stable_baselines3.common.buffers import ReplayBuffer
 from torch import nn
 
-from agents.actors import ActorConfig, build_actor
+from agents.actors import ActorConfig, NoisySAN, build_actor
+from agents.sb3 import NoiseKeyReplayBuffer
 from envs import make_vec_env
 from experiments.config import load_config
 from experiments.training import build_model
+from neurons.noise import ColouredNoiseTable
 
 ENV_ID = "HalfCheetah-v5"
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah-v5
@@ -55,6 +63,8 @@ FLOOR_TARGET = 1.2  # ilcsan fwd+bwd@100 <= this x dense floor
 MLP_TARGET = 2.0  # ilcsan fwd@1 <= this x mlp
 SB3_TARGET = 0.75  # SB3 steps/s ilcsan / mlp >= this
 CONFIG_DIR = Path(__file__).resolve().parent
+RECIPES = {"ilcsan": "td3_ilcsan.yaml", "noisysan": "noisysan_td3.yaml", "mlp": "td3_mlp.yaml"}
+REPLAY_TRANSITIONS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,20 @@ def inference_call(module: nn.Module, inputs: torch.Tensor) -> Callable[[], None
     return call
 
 
+class NoisyActorCall(nn.Module):
+    """NoisySAN with its noise regenerated from (episode, step) keys on every call, as in NoisyTD3."""
+
+    def __init__(self, network: NoisySAN, table: ColouredNoiseTable) -> None:
+        super().__init__()
+        self.network = network
+        self.table = table
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        batch = obs.shape[0]
+        noise = self.table.windows(np.arange(batch), np.full(batch, 10), self.network.noise_width)
+        return self.network(obs, noise)
+
+
 def dense_floor() -> nn.Sequential:
     """The spiking actor's three GEMMs (encoder -> hidden -> hidden -> output populations), nothing else."""
     sizes = [OBS_DIM * POPULATION, *HIDDEN_SIZES, ACT_DIM * POPULATION]
@@ -169,6 +193,8 @@ def microbenchmarks(plan: Plan) -> dict[str, dict[str, float]]:
     for name in ACTORS:
         network = actor(name)
         calls[name] = (training_call(network, observations(TRAIN_BATCH)), inference_call(network, observations(1)))
+    noisy = NoisyActorCall(actor("noisysan"), ColouredNoiseTable(1.0, TIMESTEPS))
+    calls["noisysan"] = (training_call(noisy, observations(TRAIN_BATCH)), inference_call(noisy, observations(1)))
     results = {}
     for name, (train, infer) in calls.items():
         results[name] = {
@@ -209,7 +235,7 @@ def sb3_steps_per_second(actor_name: str, plan: Plan) -> float:
     ``plan.timed_steps`` steps are timed.
     """
     config = load_config(
-        CONFIG_DIR / f"td3_{actor_name}.yaml",
+        CONFIG_DIR / RECIPES[actor_name],
         {"env": {"id": ENV_ID}, "algo": {"learning_starts": plan.fill_steps}},
     )
     warmup_steps = plan.fill_steps + config.algo.train_freq
@@ -228,12 +254,30 @@ def sb3_steps_per_second(actor_name: str, plan: Plan) -> float:
 
 
 def sb3_benchmark(plan: Plan) -> dict[str, float]:
-    """Steps per second for ilcsan and mlp (``{"ilcsan": ..., "mlp": ...}``)."""
-    results = {}
-    for name in ("ilcsan", "mlp"):
-        results[name] = sb3_steps_per_second(name, plan)
-        print(f"  {name:<7} {results[name]:8.1f} steps/s", flush=True)
+    """Steps per second per recipe (``{"ilcsan": ..., "noisysan": ..., "mlp": ...}``), with ratios to mlp."""
+    results = {name: sb3_steps_per_second(name, plan) for name in RECIPES}
+    for name, rate in results.items():
+        print(f"  {name:<9} {rate:8.1f} steps/s  {rate / results['mlp']:5.2f}x mlp", flush=True)
     return results
+
+
+def replay_memory() -> dict[str, float]:
+    """Bytes of a 1M-transition HalfCheetah replay buffer: ilcsan, noisysan, and storing the noise itself."""
+    env = make_vec_env(ENV_ID)
+    sample = 1000  # allocate a small buffer and scale: SB3 allocates per transition
+    args = (sample, env.observation_space, env.action_space, "cpu", 1)
+    env.close()
+
+    def per_transition(buffer: ReplayBuffer) -> float:
+        return sum(a.nbytes for a in vars(buffer).values() if isinstance(a, np.ndarray)) / sample
+
+    plain, keyed = per_transition(ReplayBuffer(*args)), per_transition(NoiseKeyReplayBuffer(*args))
+    stored_noise = TIMESTEPS * actor("noisysan").noise_width * 4  # T x L float32 per transition
+    return {
+        "ilcsan": plain * REPLAY_TRANSITIONS,
+        "noisysan": keyed * REPLAY_TRANSITIONS,
+        "noisysan, noise stored": (plain + stored_noise) * REPLAY_TRANSITIONS,
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -271,6 +315,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sb3 = sb3_benchmark(plan)
         targets.append(Target("SB3 steps/s ilcsan / mlp", sb3["ilcsan"] / sb3["mlp"], SB3_TARGET, True))
         report["sb3_steps_per_second"] = sb3
+
+    memory = replay_memory()
+    print(f"\nreplay buffer, {REPLAY_TRANSITIONS:,} {ENV_ID} transitions")
+    for name, size in memory.items():
+        print(f"  {name:<24} {size / 1e6:10.1f} MB  ({size / REPLAY_TRANSITIONS:,.0f} bytes/transition)")
+    report["replay_buffer_bytes"] = memory
 
     print("\ntargets")
     for target in targets:
