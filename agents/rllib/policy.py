@@ -39,7 +39,7 @@ class RLlibPolicy:
             (obs_filter,) = filters[0]._filters.values()
             obs_filter = obs_filter.copy()
         module = algorithm.get_module()
-        return cls(module, obs_filter, runner.env.single_action_space, module.model_config["actor"])
+        return cls(module, obs_filter, module.action_space, module.model_config["actor"])
 
     @property
     def actor_network(self) -> ActorNetwork:
