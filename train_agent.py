@@ -81,18 +81,9 @@ def resolve_train_config(args: argparse.Namespace) -> RunConfig:
     return load_config(args.config, overrides)
 
 
-def train_function(config: RunConfig):
-    """The ``train(config, run, resume)`` of the config's framework."""
-    if config.train.framework == "rllib":
-        from experiments.rllib_training import train_rllib
-
-        return train_rllib
-    from experiments.training import train
-
-    return train
-
-
 def command_train(args: argparse.Namespace) -> int:
+    from experiments.frameworks import train_function
+
     if args.resume is not None:
         fixed = (args.config, args.algo, args.actor, args.env, args.framework, args.num_env_runners, *args.set)
         if any(value is not None for value in fixed) or args.seed is not None:
@@ -120,7 +111,7 @@ def command_train(args: argparse.Namespace) -> int:
 def command_eval(args: argparse.Namespace) -> int:
     from envs import make_vec_env
     from experiments.evaluation import energy_summary, format_report, rollout
-    from experiments.policies import load_policy
+    from experiments.frameworks import load_policy
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")

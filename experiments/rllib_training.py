@@ -23,7 +23,6 @@ is written under ``tensorboard/rllib`` here, with the evaluation and spiking-act
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -101,7 +100,6 @@ def algorithm_config(config: RunConfig):
                 num_epochs=hp["n_epochs"],
             )
             .learners(learner_class=SpikingPPOLearner, learner_config_dict={ACTOR_LR_KEY: hp["actor_learning_rate"]})
-            .env_runners(rollout_fragment_length=hp["n_steps"])
         )
     else:
         fixed_alpha = not isinstance(hp["ent_coef"], str)
@@ -197,8 +195,9 @@ def train_rllib(config: RunConfig, run: RunDirectory, resume: bool = False) -> R
     torch.set_num_threads(config.train.num_threads)
     init_ray()
     if resume:
-        algo = load_algorithm(run.latest_checkpoint().rllib)
-        steps = json.loads((run.latest_checkpoint().path / "state.json").read_text())["timesteps"]
+        latest = run.latest_checkpoint()
+        algo = load_algorithm(latest.rllib)
+        steps = latest.timesteps
     else:
         run.initialise(config)
         algo = algorithm_config(config).build_algo()

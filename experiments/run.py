@@ -22,6 +22,7 @@ import dataclasses
 import json
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def _finished_steps(run: RunDirectory) -> int | None:
 
 def train_trial(trial: Trial) -> str:
     """Bring the trial's run directory to its step budget; return what was done (trained/resumed/finished)."""
-    from train_agent import train_function
+    from experiments.frameworks import train_function
 
     config = trial.run_config()
     config.train.progress_bar = False
@@ -75,7 +76,7 @@ def summarise_trial(trial: Trial, episodes: int) -> dict[str, Any]:
     """Re-run ``episodes`` single episodes of the final model; write and return ``summary.json``."""
     from envs import make_vec_env
     from experiments.evaluation import energy_summary, rollout
-    from experiments.policies import load_policy
+    from experiments.frameworks import load_policy
 
     run = RunDirectory(trial.run_dir)
     summary_file = run.path / "summary.json"
@@ -118,6 +119,26 @@ class TrialOutcome:
     status: str | None = None
 
 
+def _trial_log():
+    """A Ray Tune callback printing one line when a trial starts, finishes or fails."""
+    from ray import tune
+
+    class TrialLog(tune.Callback):
+        def _say(self, trial, what: str) -> None:
+            print(f"[{time.strftime('%H:%M:%S')}] {Path(trial.config['trial']['run_dir']).name}: {what}", flush=True)
+
+        def on_trial_start(self, iteration, trials, trial, **info) -> None:
+            self._say(trial, "started")
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self._say(trial, (trial.last_result or {}).get("status", "done"))
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self._say(trial, "FAILED")
+
+    return TrialLog()
+
+
 def run_trials(suite: Suite, trials: list[Trial], address: str | None = None) -> list[TrialOutcome]:
     """Run ``trials`` as a Ray Tune grid (``max_concurrent`` at once, ``cpus_per_trial`` each)."""
     from ray import tune
@@ -138,7 +159,8 @@ def run_trials(suite: Suite, trials: list[Trial], address: str | None = None) ->
             name=suite.name,
             storage_path=str(storage),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-            verbose=1,
+            callbacks=[_trial_log()],
+            verbose=0,
         ),
     )
     outcomes = []

@@ -1,12 +1,25 @@
-"""Load the trained policy of a run directory, whichever framework trained it."""
+"""Dispatch on ``train.framework`` (sb3 or rllib): the training function and the trained policy of a run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from experiments.config import RunConfig
 from experiments.run_dir import CheckpointError, RunDirectory
 
 CHECKPOINT_CHOICES = ("final", "latest")
+
+
+def train_function(config: RunConfig) -> Callable[..., Any]:
+    """``train(config, run, resume=False)`` of the config's framework; its result has ``num_timesteps``."""
+    if config.train.framework == "rllib":
+        from experiments.rllib_training import train_rllib
+
+        return train_rllib
+    from experiments.training import train
+
+    return train
 
 
 def load_policy(run: RunDirectory, which: str = "final") -> Any:
