@@ -167,7 +167,8 @@ def run_trials(suite: Suite, trials: list[Trial], address: str | None = None) ->
     for result in tuner.fit():
         trial = by_dir[result.config["trial"]["run_dir"]]
         if result.error is not None:
-            outcomes.append(TrialOutcome(trial, error=f"{type(result.error).__name__}: {result.error}"))
+            cause = getattr(result.error, "cause", None) or result.error  # the trial's own exception
+            outcomes.append(TrialOutcome(trial, error=f"{type(cause).__name__}: {cause}"))
         else:
             outcomes.append(TrialOutcome(trial, status=(result.metrics or {}).get("status")))
     return sorted(outcomes, key=lambda o: o.trial.run_dir)
