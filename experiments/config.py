@@ -1,11 +1,12 @@
 """Run configuration: dataclasses loaded from YAML, validated, and overridable from the command line.
 
-A config file has four sections, each optional::
+A config file has these sections, each optional::
 
     env:   {id: Hopper-v5, n_envs: 1, normalize_obs: true, clip_obs: 3.0}
     actor: {name: ilcsan, timesteps: 5, ...}          # agents.actors.ActorConfig
     algo:  {name: td3, actor_learning_rate: 1.0e-4, ...}
     train: {timesteps: 100000, seed: 0, ...}
+    noise: {beta: 1.0, ...}                           # actor noisysan only (NoiseConfig)
 
 Unknown keys are rejected by name; values are type-checked. Algorithm hyperparameters left unset take the
 papers' recipe for that algorithm (:data:`ALGO_DEFAULTS`); setting one that the algorithm does not use is
@@ -154,12 +155,65 @@ class TrainConfig:
             raise ConfigError(f"train.num_env_runners must be >= 0, got {self.num_env_runners}")
 
 
+# spec §4.4: evaluation return at which NoisySAN's noise-reduction coefficient reaches its maximum
+PAPER_NOISE_CEILINGS = {
+    "Ant": 6000.0,
+    "HalfCheetah": 12000.0,
+    "Hopper": 4000.0,
+    "Walker2d": 6000.0,
+    "Humanoid": 6000.0,
+    "HumanoidStandup": 180000.0,
+    "InvertedDoublePendulum": 10000.0,
+    "BipedalWalker": 320.0,
+    "InvertedPendulum": 1000.0,  # not in the paper: the task's maximum return
+}
+
+
+def task_name(env_id: str) -> str:
+    """``"Hopper-v5"`` -> ``"Hopper"``; ``"spikerl/BlimpAltitude-v0"`` -> ``"BlimpAltitude"``."""
+    return env_id.rsplit("/", 1)[-1].rsplit("-v", 1)[0]
+
+
+@dataclass
+class NoiseConfig:
+    """NoisySAN exploration noise and noise reduction (spec §4.2, §4.4); used with actor ``noisysan``."""
+
+    beta: float = 1.0  # 1/f^beta: 0 white, 1 pink, 2 brown
+    horizon: int = 1000  # environment steps per episode, for the noise's low-frequency cutoff
+    table_size: int = 2**24  # samples in the shared noise table (power of two; 4 bytes each)
+    reduction_max: float = 1.0  # k_max
+    reduction_floor: float = 0.0  # R_floor: below this evaluation return k = 0
+    reduction_ceilings: dict[str, float] = field(default_factory=lambda: dict(PAPER_NOISE_CEILINGS))
+
+    def __post_init__(self) -> None:
+        if self.beta < 0:
+            raise ConfigError(f"noise.beta must be >= 0, got {self.beta}")
+        if self.horizon < 1:
+            raise ConfigError(f"noise.horizon must be >= 1, got {self.horizon}")
+        if self.table_size < 1 or self.table_size & (self.table_size - 1):
+            raise ConfigError(f"noise.table_size must be a power of two, got {self.table_size}")
+
+    def ceiling(self, env_id: str) -> float:
+        """``R_ceiling`` of ``env_id``'s task."""
+        task = task_name(env_id)
+        if task not in self.reduction_ceilings:
+            raise ConfigError(
+                f"no noise-reduction ceiling for task {task!r}: add noise.reduction_ceilings.{task} "
+                f"(known: {', '.join(sorted(self.reduction_ceilings))})"
+            )
+        ceiling = self.reduction_ceilings[task]
+        if ceiling <= self.reduction_floor:
+            raise ConfigError(f"noise.reduction_ceilings.{task} ({ceiling}) must exceed noise.reduction_floor")
+        return ceiling
+
+
 @dataclass
 class RunConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     actor: ActorConfig = field(default_factory=ActorConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
 
     def __post_init__(self) -> None:
         if self.train.framework == "rllib" and self.algo.name not in RLLIB_ALGO_NAMES:
@@ -171,10 +225,18 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["algo"] = {"name": self.algo.name, **self.algo.used()}
+        if self.actor.name != "noisysan":
+            del data["noise"]
         return data
 
 
-SECTIONS: dict[str, type] = {"env": EnvConfig, "actor": ActorConfig, "algo": AlgoConfig, "train": TrainConfig}
+SECTIONS: dict[str, type] = {
+    "env": EnvConfig,
+    "actor": ActorConfig,
+    "algo": AlgoConfig,
+    "train": TrainConfig,
+    "noise": NoiseConfig,
+}
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -193,6 +255,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        key_type, value_type = typing.get_args(annotation)
+        return {_coerce(k, key_type, where): _coerce(v, value_type, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
@@ -248,7 +315,31 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
-    return RunConfig(**{name: _build_section(name, data.get(name) or {}) for name in SECTIONS})
+    sections = {name: data.get(name) or {} for name in SECTIONS}
+    actor = sections["actor"]
+    if isinstance(actor, dict) and actor.get("name", ActorConfig.name) == "noisysan":
+        sections["algo"] = _noisysan_algo(sections["algo"])
+    elif sections["noise"]:
+        raise ConfigError("section noise applies only to actor noisysan")
+    config = RunConfig(**{name: _build_section(name, values) for name, values in sections.items()})
+    if config.actor.name == "noisysan":
+        config.noise.ceiling(config.env.id)
+    return config
+
+
+def _noisysan_algo(algo: Any) -> Any:
+    """NoisySAN trains with TD3 and explores through network noise only: the algo section without action noise."""
+    if not isinstance(algo, dict):
+        return algo  # _build_section reports the malformed section
+    name = algo.get("name", AlgoConfig.name)
+    if name != "td3":
+        raise ConfigError(f"actor noisysan trains with algo td3 only (network-noise exploration), got {name!r}")
+    if algo.get("action_noise") not in (None, 0, 0.0):
+        raise ConfigError(
+            f"actor noisysan explores through network noise only: algo.action_noise must be 0, "
+            f"got {algo['action_noise']!r}"
+        )
+    return {**algo, "action_noise": 0.0}
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

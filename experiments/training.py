@@ -17,7 +17,8 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 from tqdm import tqdm
 
-from agents.sb3 import ALGORITHMS, POLICIES
+from agents.sb3 import ALGORITHMS, POLICIES, NoisyTD3
+from agents.sb3.td3 import NoisySANPolicy
 from envs import check_continuous_actions, make_vec_env
 from experiments.config import RunConfig
 from experiments.evaluation import evaluation_row, evaluation_scalars, rollout
@@ -26,9 +27,29 @@ from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
 EVAL_SEED_OFFSET = 10_000
 
 
+def algorithm_class(config: RunConfig) -> type[BaseAlgorithm]:
+    """The SB3 algorithm class of a run: :class:`NoisyTD3` for the noisysan actor, else ``config.algo.name``'s."""
+    return NoisyTD3 if config.actor.name == "noisysan" else ALGORITHMS[config.algo.name]
+
+
+def noise_kwargs(config: RunConfig) -> dict[str, Any]:
+    """:class:`NoisyTD3` arguments from ``config.noise`` (empty unless the actor is noisysan)."""
+    if config.actor.name != "noisysan":
+        return {}
+    noise = config.noise
+    return {
+        "noise_beta": noise.beta,
+        "noise_horizon": noise.horizon,
+        "noise_table_size": noise.table_size,
+        "noise_reduction_ceiling": noise.ceiling(config.env.id),
+        "noise_reduction_floor": noise.reduction_floor,
+        "noise_reduction_max": noise.reduction_max,
+    }
+
+
 def build_model(config: RunConfig, env: VecEnv, tensorboard_log: str | None = None) -> BaseAlgorithm:
     """Instantiate the algorithm of ``config.algo`` with the actor of ``config.actor`` on ``env``."""
-    hp = config.algo.used()
+    hp = {**config.algo.used(), **noise_kwargs(config)}
     policy_kwargs: dict[str, Any] = {
         "actor_config": dataclasses.asdict(config.actor),
         "net_arch": list(hp.pop("critic_hidden_sizes")),
@@ -41,8 +62,9 @@ def build_model(config: RunConfig, env: VecEnv, tensorboard_log: str | None = No
         hp["action_noise"] = NormalActionNoise(np.zeros(dim), sigma * np.ones(dim)) if sigma > 0 else None
     if "buffer_size" in hp:  # a run never stores more transitions than it takes steps
         hp["buffer_size"] = min(hp["buffer_size"], config.train.timesteps)
-    return ALGORITHMS[config.algo.name](
-        POLICIES[config.algo.name],
+    policy = NoisySANPolicy if config.actor.name == "noisysan" else POLICIES[config.algo.name]
+    return algorithm_class(config)(
+        policy,
         env,
         policy_kwargs=policy_kwargs,
         seed=config.train.seed,
@@ -58,7 +80,7 @@ def load_model(path: Path, config: RunConfig, env: VecEnv | None = None, **kwarg
     if not path.is_file():
         raise CheckpointError(f"model file {path} is missing")
     try:
-        return ALGORITHMS[config.algo.name].load(path, env=env, device=config.train.device, **kwargs)
+        return algorithm_class(config).load(path, env=env, device=config.train.device, **kwargs)
     except Exception as err:  # SB3 raises zipfile, pickle, torch and KeyError failures alike
         raise CheckpointError(f"model file {path} is corrupt or incompatible: {type(err).__name__}: {err}") from err
 
@@ -80,8 +102,9 @@ def grow_replay_buffer(model: BaseAlgorithm, capacity: int) -> None:
         handle_timeout_termination=old.handle_timeout_termination,
     )
     stored = old.buffer_size if old.full else old.pos
-    for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
-        getattr(new, name)[:stored] = getattr(old, name)[:stored]
+    for name, array in vars(old).items():  # every per-transition array, including subclasses' extra ones
+        if isinstance(array, np.ndarray) and array.shape[:1] == (old.buffer_size,):
+            getattr(new, name)[:stored] = array[:stored]
     new.pos = stored
     model.replay_buffer = new
     model.buffer_size = capacity
@@ -145,6 +168,8 @@ class PeriodicEvaluation(BaseCallback):
         if isinstance(self.eval_env, VecNormalize):
             sync_envs_normalization(self.training_env, self.eval_env)
         stats = rollout(self.model, self.eval_env, self.train_cfg.eval_episodes)
+        if isinstance(self.model, NoisyTD3):  # the latest return drives NoisySAN's noise reduction
+            self.model.report_evaluation(stats.mean_return)
         self.run.append_evaluation(evaluation_row(self.num_timesteps, stats, time.time() - self.started))
         for key, value in evaluation_scalars(stats).items():
             self.logger.record(key, value)

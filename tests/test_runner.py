@@ -104,7 +104,9 @@ def test_suite_files_expand_to_trials(tmp_path: Path) -> None:
     assert trials[0].config["algo"]["actor_learning_rate"] == 1e-3  # per-actor override (MLP baseline)
     assert trials[1].config["algo"]["actor_learning_rate"] == 1e-4 and trials[1].config["train"]["timesteps"] == 100_000
     paper = load_suite(ROOT / "experiments" / "paper_td3.yaml")
-    assert paper.grid["actor"] == ["mlp", "popsan", "ilcsan", "noisysan"] and len(paper.grid["seed"]) == 5
+    assert len(paper.trials()) == 4 * 4 * 5  # envs × actors (mlp, popsan, ilcsan, noisysan) × seeds
+    noisy = paper.trials({"env": ["Ant-v5"], "actor": ["noisysan"], "seed": ["4"]})[0]
+    assert noisy.config["algo"]["action_noise"] == 0.0 and noisy.config["noise"]["beta"] == 1.0
 
 
 def test_malformed_suites_fail_by_name(tmp_path: Path) -> None:

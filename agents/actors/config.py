@@ -9,15 +9,16 @@ from neurons.encoders import SPIKE_MODES
 from neurons.intra_layer import CONNECTION_MODES
 from neurons.readout import DECODE_MODES
 
-ACTOR_NAMES = ("mlp", "popsan", "ilcsan")
+ACTOR_NAMES = ("mlp", "popsan", "ilcsan", "noisysan")
 
 
 @dataclass
 class ActorConfig:
     """Actor network hyperparameters. Defaults are the papers' (spec §1.1, §3.1).
 
-    ``mlp`` uses only ``name`` and ``hidden_sizes``; the spiking fields apply to ``popsan`` and ``ilcsan``;
-    ``connections``, ``readout`` and ``readout_decay`` apply to ``ilcsan``.
+    ``mlp`` uses only ``name`` and ``hidden_sizes``; the spiking fields apply to ``popsan``, ``ilcsan`` and
+    ``noisysan``; ``connections``, ``readout`` and ``readout_decay`` apply to ``ilcsan`` and ``noisysan``;
+    ``noise_scale`` (``sigma_init``, spec §4.1) applies to ``noisysan``.
     """
 
     name: str = "ilcsan"
@@ -35,6 +36,7 @@ class ActorConfig:
     connections: str = "full"  # intra-layer connections: full | self | lateral | bias | none
     readout: str = "last"  # non-spiking readout decode: last | mean | max-abs
     readout_decay: float = 1.0
+    noise_scale: float = 0.5  # sigma_init: a layer of n neurons gets noise of scale sigma_init / sqrt(n)
 
     def __post_init__(self) -> None:
         choices = {
@@ -49,6 +51,8 @@ class ActorConfig:
         for key in ("timesteps", "encoder_pop", "decoder_pop"):
             if getattr(self, key) < 1:
                 raise ValueError(f"actor.{key} must be >= 1, got {getattr(self, key)}")
+        if self.noise_scale < 0:
+            raise ValueError(f"actor.noise_scale must be >= 0, got {self.noise_scale}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(f"actor.hidden_sizes must be a non-empty list of positive sizes, got {self.hidden_sizes}")
         if len(self.encoder_mean_range) != 2 or self.encoder_mean_range[0] >= self.encoder_mean_range[1]:

@@ -72,18 +72,25 @@ class SpikingActor(ActorNetwork):
             return bias, None
         return bias + self.intra.masked_bias(), self.intra.blocks() if self.intra.has_weights else None
 
-    def output_spikes(self, obs: torch.Tensor) -> torch.Tensor:
-        """Output-population spikes ``[T, B, act_dim * decoder_pop]`` for observations ``[B, obs_dim]``."""
+    def output_spikes(self, obs: torch.Tensor, noise: list | None = None) -> torch.Tensor:
+        """Output-population spikes ``[T, B, act_dim * decoder_pop]`` for observations ``[B, obs_dim]``;
+        ``noise`` (noisy actors only) holds one entry per layer for :meth:`fire`."""
         steps, batch = self.timesteps, obs.shape[0]
         spikes = self.encoder(obs, steps)
         record = [spikes.detach()]
         for index, layer in enumerate(self.layers):
             bias, recurrent = self._bias_and_blocks(index)
             current = F.linear(spikes.reshape(steps * batch, -1), layer.weight, bias).view(steps, batch, -1)
-            spikes = self.neurons(current, recurrent)
+            spikes = self.fire(index, current, recurrent, None if noise is None else noise[index])
             record.append(spikes.detach())
         self._last_spikes = record
         return spikes
+
+    def fire(self, index: int, current: torch.Tensor, blocks: torch.Tensor | None, noise: object) -> torch.Tensor:
+        """Spikes ``[T, B, F]`` that layer ``index`` transmits for input current ``[T, B, F]``."""
+        if noise is not None:
+            raise ValueError(f"{type(self).__name__} has no noisy neurons")
+        return self.neurons(current, blocks)
 
     def _event_arrays(self) -> dict:
         """NumPy views for the event-driven kernel, rebuilt only when a parameter changed (version counter)."""

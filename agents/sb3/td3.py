@@ -48,8 +48,10 @@ class NetworkTD3Actor(BasePolicy):
         )
         return data
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.network(self.extract_features(obs, self.features_extractor)))
+    def forward(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Actions in [-1, 1]; ``noise`` (``[T, B, L]``) drives a noisy actor (NoisySAN), None = noise-free."""
+        features = self.extract_features(obs, self.features_extractor)
+        return torch.tanh(self.network(features) if noise is None else self.network(features, noise=noise))
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self(observation)
@@ -89,4 +91,15 @@ class ILCSANPolicy(NetworkTD3Policy):
     default_actor = "ilcsan"
 
 
-POLICY_ALIASES = {"NetworkPolicy": NetworkTD3Policy, "PopSANPolicy": PopSANPolicy, "ILCSANPolicy": ILCSANPolicy}
+class NoisySANPolicy(NetworkTD3Policy):
+    """TD3 with the NoisySAN actor (train it with :class:`agents.sb3.noisy_td3.NoisyTD3`)."""
+
+    default_actor = "noisysan"
+
+
+POLICY_ALIASES = {
+    "NetworkPolicy": NetworkTD3Policy,
+    "PopSANPolicy": PopSANPolicy,
+    "ILCSANPolicy": ILCSANPolicy,
+    "NoisySANPolicy": NoisySANPolicy,
+}
