@@ -169,8 +169,9 @@ def average_performance_ratio(ratios: dict[tuple, float]) -> dict[tuple[str, str
     return {key: (float(np.mean(values)), len(values)) for key, values in sorted(by_actor.items())}
 
 
-def _pm(value: tuple[float, float]) -> str:
-    return f"{value[0]:.1f} ± {value[1]:.1f}"
+def _pm(value: tuple[float, float], seeds: int) -> str:
+    """``mean ± std``, or the value alone for a single seed (no spread to show)."""
+    return f"{value[0]:.1f} ± {value[1]:.1f}" if seeds > 1 else f"{value[0]:.1f}"
 
 
 def _algo(group: Group | tuple) -> str:
@@ -194,8 +195,8 @@ def markdown_report(groups: list[Group], baseline: str) -> str:
             relative = g.energy("energy_ratio_vs_mlp")
         seeds = ",".join(str(s.curve.seed) for s in g.seeds)
         lines.append(
-            f"| {g.env} | {_algo(g)} | {g.actor} | {seeds} | {g.steps:,} | {_pm(g.stat('final'))} "
-            f"| {_pm(g.stat('best'))} | {_pm(g.stat('max'))} | {ratio} "
+            f"| {g.env} | {_algo(g)} | {g.actor} | {seeds} | {g.steps:,} | {_pm(g.stat('final'), len(g.seeds))} "
+            f"| {_pm(g.stat('best'), len(g.seeds))} | {_pm(g.stat('max'), len(g.seeds))} | {ratio} "
             f"| {f'{sops:,.0f}' if sops else '–'} | {f'{energy / 1e3:.1f} nJ' if energy is not None else '–'} "
             f"| {f'{relative:.2f}' if relative is not None else '–'} |"
         )

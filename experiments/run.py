@@ -170,7 +170,7 @@ def run_trials(suite: Suite, trials: list[Trial], address: str | None = None) ->
             cause = getattr(result.error, "cause", None) or result.error  # the trial's own exception
             outcomes.append(TrialOutcome(trial, error=f"{type(cause).__name__}: {cause}"))
         else:
-            outcomes.append(TrialOutcome(trial, status=(result.metrics or {}).get("status")))
+            outcomes.append(TrialOutcome(trial, status=(result.metrics or {}).get("status", "interrupted")))
     return sorted(outcomes, key=lambda o: o.trial.run_dir)
 
 

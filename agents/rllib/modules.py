@@ -2,7 +2,8 @@
 
 The actor is built by :func:`agents.actors.build_actor` from ``model_config["actor"]`` (an
 :class:`~agents.actors.ActorConfig` as a dict), exactly as the SB3 policies build it, so any actor name of
-:data:`~agents.actors.ACTOR_NAMES` plugs in (the run config keeps NoisySAN, a TD3-only recipe, on SB3). The action heads mirror the SB3 policies of :mod:`agents.sb3`:
+:data:`~agents.actors.ACTOR_NAMES` plugs in (the run config keeps NoisySAN, a TD3-only recipe, on SB3).
+The action heads mirror the SB3 policies of :mod:`agents.sb3`:
 
 - PPO: Gaussian mean ``tanh(network(obs))``, state-independent log σ (``log_std_init``), MLP value function.
 - SAC: squashed-Gaussian mean ``network(obs)`` (RLlib's ``TorchSquashedGaussian`` applies the tanh and its
