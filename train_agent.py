@@ -7,6 +7,7 @@ Examples::
     python train_agent.py train --config experiments/td3_ilcsan.yaml --env HalfCheetah-v5
     python train_agent.py train --resume runs/Hopper-v5_ilcsan_td3_s0_20261123-120000
     python train_agent.py eval runs/Hopper-v5_ilcsan_td3_s0_20261123-120000 --episodes 10
+    python train_agent.py train --framework rllib --algo ppo --actor popsan --env Hopper-v5 --num-env-runners 2
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"  # headless: MuJoCo offscreen rendering through EGL
 
 from agents.actors import ACTOR_NAMES  # noqa: E402
-from experiments.config import ALGO_NAMES, ConfigError, RunConfig, load_config, parse_override  # noqa: E402
+from experiments.config import ALGO_NAMES, FRAMEWORKS, ConfigError, RunConfig, load_config, parse_override  # noqa: E402
 from experiments.run_dir import CheckpointError, RunDirectory, write_atomic  # noqa: E402
 from experiments.video import RenderingUnavailableError  # noqa: E402
 
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config value"
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--framework", choices=FRAMEWORKS, help="training library (default sb3; rllib: ppo or sac)")
+    train.add_argument("--num-env-runners", type=int, help="RLlib sampling processes (0: sample in this process)")
 
     ev = sub.add_parser("eval", help="deterministic rollouts of a trained run")
     ev.add_argument("run_dir", type=Path)
@@ -67,6 +70,8 @@ def resolve_train_config(args: argparse.Namespace) -> RunConfig:
         ("env", "id"): args.env,
         ("train", "timesteps"): args.timesteps,
         ("train", "seed"): args.seed,
+        ("train", "framework"): args.framework,
+        ("train", "num_env_runners"): args.num_env_runners,
     }
     for (section, key), value in flags.items():
         if value is not None:
@@ -77,17 +82,18 @@ def resolve_train_config(args: argparse.Namespace) -> RunConfig:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from experiments.training import train
+    from experiments.frameworks import train_function
 
     if args.resume is not None:
-        if args.config or args.algo or args.actor or args.env or args.seed is not None or args.set:
+        fixed = (args.config, args.algo, args.actor, args.env, args.framework, args.num_env_runners, *args.set)
+        if any(value is not None for value in fixed) or args.seed is not None:
             raise ConfigError("--resume continues a run with its saved config; only --timesteps may change")
         run = RunDirectory(args.resume)
         config = run.load_config()
         if args.timesteps is not None:
             config.train.timesteps = args.timesteps
         print(f"resuming {run.path} from {run.latest_checkpoint().path.name} to {config.train.timesteps} steps")
-        model = train(config, run, resume=True)
+        model = train_function(config)(config, run, resume=True)
     else:
         config = resolve_train_config(args)
         path = args.run_dir or Path("runs") / (
@@ -97,7 +103,7 @@ def command_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"{path} already holds a run; use --resume {path} or another --run-dir")
         run = RunDirectory(path)
         print(f"run directory: {run.path}")
-        model = train(config, run)
+        model = train_function(config)(config, run)
     print(f"done: {model.num_timesteps} steps; evaluations in {run.evaluations_file}")
     return 0
 
@@ -105,22 +111,24 @@ def command_train(args: argparse.Namespace) -> int:
 def command_eval(args: argparse.Namespace) -> int:
     from envs import make_vec_env
     from experiments.evaluation import energy_summary, format_report, rollout
-    from experiments.training import load_model
+    from experiments.frameworks import load_policy
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     run = RunDirectory(args.run_dir)
     config = run.load_config()
-    path = run.final_model if args.checkpoint == "final" else run.latest_checkpoint().model
-    if args.checkpoint == "final" and not path.is_file():
-        raise CheckpointError(f"{path} is missing (training not finished?); use --checkpoint latest")
-    model = load_model(path, config)
+    model = load_policy(run, args.checkpoint)
     # the model normalises raw observations itself (statistics saved inside it)
     env = make_vec_env(config.env.id, 1, args.seed, normalize_obs=False)
     stats = rollout(model, env, args.episodes)
     energy = energy_summary(model, stats.activity)
     print(format_report(run.path, stats, energy))
-    result = {"model": str(path), "episodes": args.episodes, "returns": stats.returns, "lengths": stats.lengths}
+    result = {
+        "checkpoint": args.checkpoint,
+        "episodes": args.episodes,
+        "returns": stats.returns,
+        "lengths": stats.lengths,
+    }
     result.update(mean_return=stats.mean_return, std_return=stats.std_return, **energy)
     write_atomic(run.path / "eval.json", json.dumps(result, indent=2) + "\n")
     if args.video is not None:

@@ -27,6 +27,8 @@ import yaml
 from agents.actors import ActorConfig
 
 ALGO_NAMES = ("td3", "ddpg", "sac", "ppo")
+FRAMEWORKS = ("sb3", "rllib")
+RLLIB_ALGO_NAMES = ("ppo", "sac")  # RLlib 2.60 has no TD3/DDPG
 
 
 class ConfigError(ValueError):
@@ -140,11 +142,17 @@ class TrainConfig:
     num_threads: int = 1
     device: str = "cpu"
     progress_bar: bool = True
+    framework: str = "sb3"  # sb3 | rllib
+    num_env_runners: int = 0  # RLlib only: 0 samples in the driver process
 
     def __post_init__(self) -> None:
         for key in ("timesteps", "eval_freq", "eval_episodes", "checkpoint_freq", "keep_checkpoints", "num_threads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.framework not in FRAMEWORKS:
+            raise ConfigError(f"train.framework: unknown framework {self.framework!r}; valid: {', '.join(FRAMEWORKS)}")
+        if self.num_env_runners < 0:
+            raise ConfigError(f"train.num_env_runners must be >= 0, got {self.num_env_runners}")
 
 
 # spec §4.4: evaluation return at which NoisySAN's noise-reduction coefficient reaches its maximum
@@ -206,6 +214,13 @@ class RunConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+
+    def __post_init__(self) -> None:
+        if self.train.framework == "rllib" and self.algo.name not in RLLIB_ALGO_NAMES:
+            raise ConfigError(
+                f"algo.name: {self.algo.name} is not available with framework rllib (RLlib 2.60 has no TD3/DDPG); "
+                f"use {' or '.join(RLLIB_ALGO_NAMES)}, or framework sb3"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -56,10 +56,38 @@ def rollout(model: SpikingAlgorithmMixin, env: VecEnv, episodes: int, determinis
     return stats
 
 
+def evaluation_row(timesteps: int, stats: RolloutStats, wall_time_s: float) -> dict[str, Any]:
+    """One ``evaluations.csv`` row (see :data:`experiments.run_dir.EVALUATION_FIELDS`)."""
+    return {
+        "timesteps": timesteps,
+        "mean_return": round(stats.mean_return, 3),
+        "std_return": round(stats.std_return, 3),
+        "mean_length": round(float(np.mean(stats.lengths)), 1),
+        "sops_per_action": round(stats.activity.sops, 1),
+        "wall_time_s": round(wall_time_s, 1),
+    }
+
+
+def evaluation_scalars(stats: RolloutStats) -> dict[str, float]:
+    """TensorBoard scalars of an evaluation: returns, episode length, SOPs, energy, per-layer firing rates."""
+    scalars = {
+        "eval/mean_return": stats.mean_return,
+        "eval/std_return": stats.std_return,
+        "eval/mean_length": float(np.mean(stats.lengths)),
+        "snn/sops_per_action": stats.activity.sops,
+        "snn/energy_pj_per_action": stats.activity.energy_pj,
+    }
+    scalars.update({f"snn/firing_rate/{layer}": rate for layer, rate in stats.activity.firing_rates.items()})
+    return scalars
+
+
 def energy_summary(model: SpikingAlgorithmMixin, activity: ActivityReport) -> dict[str, Any]:
-    """Energy per action of the actor vs a dense MLP actor of the same hidden sizes (all MACs)."""
+    """Energy per action of the actor vs a dense MLP actor of the same hidden sizes (all MACs).
+
+    ``model`` is anything with ``actor_network`` and ``actor_config`` (SB3 algorithms, :class:`RLlibPolicy`).
+    """
     network = model.actor_network
-    hidden = model.policy.actor_config.get("hidden_sizes", [256, 256])
+    hidden = model.actor_config.get("hidden_sizes", [256, 256])
     baseline_macs = mlp_macs([network.obs_dim, *hidden, network.act_dim])
     baseline_pj = baseline_macs * ENERGY_PER_MAC_PJ
     return {

@@ -34,6 +34,10 @@ class RunCurve:
     stds: list[float]
     wall_time_s: float
     sops: float
+    actor: str = ""
+    algo: str = ""
+    seed: int = 0
+    framework: str = "sb3"
 
 
 def read_run(path: Path) -> RunCurve:
@@ -52,11 +56,19 @@ def read_run(path: Path) -> RunCurve:
         stds=[float(r["std_return"]) for r in rows],
         wall_time_s=float(rows[-1]["wall_time_s"]),
         sops=float(rows[-1]["sops_per_action"]),
+        actor=config.actor.name,
+        algo=config.algo.name,
+        seed=config.train.seed,
+        framework=config.train.framework,
     )
 
 
-def plot_curves(curves: list[RunCurve], out_dir: Path, title: str) -> list[Path]:
-    """One PNG per environment with mean ± std evaluation return against environment steps."""
+def plot_curves(
+    curves: list[RunCurve], out_dir: Path, title: str, ylabel: str = "evaluation return (mean ± std over episodes)"
+) -> list[Path]:
+    """One PNG per environment with mean ± std evaluation return against environment steps.
+
+    ``curves`` may be any objects with ``env``, ``label``, ``steps``, ``means`` and ``stds``."""
     by_env: dict[str, list[RunCurve]] = defaultdict(list)
     for curve in curves:
         by_env[curve.env].append(curve)
@@ -71,7 +83,7 @@ def plot_curves(curves: list[RunCurve], out_dir: Path, title: str) -> list[Path]
             ax.fill_between(curve.steps, low, high, alpha=0.2)
         ax.set_title(f"{env}: {title}")
         ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return (mean ± std over episodes)")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

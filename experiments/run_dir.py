@@ -17,6 +17,7 @@ atomically afterwards, so a crash at any point leaves the previous checkpoint in
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -34,7 +36,8 @@ import yaml
 
 from experiments.config import ConfigError, RunConfig, config_from_dict
 
-PACKAGES = ("torch", "stable-baselines3", "gymnasium", "mujoco", "numpy", "numba")
+PACKAGES = ("torch", "stable-baselines3", "ray", "gymnasium", "mujoco", "numpy", "numba")
+EVALUATION_FIELDS = ("timesteps", "mean_return", "std_return", "mean_length", "sops_per_action", "wall_time_s")
 
 
 class CheckpointError(RuntimeError):
@@ -87,6 +90,11 @@ class Checkpoint:
     def replay_buffer(self) -> Path:
         return self.path / "replay_buffer.pkl"
 
+    @property
+    def rllib(self) -> Path:
+        """RLlib algorithm checkpoint directory (framework ``rllib``)."""
+        return self.path / "rllib"
+
 
 class RunDirectory:
     """Files of one training run."""
@@ -100,6 +108,7 @@ class RunDirectory:
     tensorboard_dir = property(lambda self: self.path / "tensorboard")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     final_model = property(lambda self: self.path / "model.zip")
+    final_rllib = property(lambda self: self.path / "rllib")  # final RLlib algorithm checkpoint
 
     def initialise(self, config: RunConfig) -> None:
         """Create the directory and write the resolved config and metadata."""
@@ -125,13 +134,23 @@ class RunDirectory:
 
     # ---- checkpoints -------------------------------------------------------------------------------
     def save_checkpoint(self, model: Any, timesteps: int, keep: int, state: dict[str, Any]) -> Checkpoint:
-        """Write model (+ replay buffer if any) atomically as ``step_<timesteps>`` and prune old ones."""
+        """Write an SB3 model (+ replay buffer if any) atomically as ``step_<timesteps>``; prune old ones."""
+
+        def write(staging: Path) -> None:
+            model.save(staging / "model.zip")
+            if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
+                model.save_replay_buffer(staging / "replay_buffer.pkl")
+
+        return self.save_checkpoint_with(write, timesteps, keep, state)
+
+    def save_checkpoint_with(
+        self, write: Callable[[Path], None], timesteps: int, keep: int, state: dict[str, Any]
+    ) -> Checkpoint:
+        """Checkpoint ``step_<timesteps>`` whose files ``write(staging_dir)`` creates, made visible atomically."""
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         name = f"step_{timesteps:09d}"
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.checkpoints_dir))
-        model.save(staging / "model.zip")
-        if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
-            model.save_replay_buffer(staging / "replay_buffer.pkl")
+        write(staging)
         write_atomic(staging / "state.json", json.dumps({"timesteps": timesteps, **state}, indent=2) + "\n")
         target = self.checkpoints_dir / name
         if target.exists():
@@ -160,6 +179,22 @@ class RunDirectory:
         except (OSError, ValueError, KeyError) as err:
             raise CheckpointError(f"checkpoint state {state_file} is missing or corrupt: {err}") from err
         checkpoint = Checkpoint(path, timesteps)
-        if not checkpoint.model.is_file():
+        if not checkpoint.model.is_file() and not checkpoint.rllib.is_dir():
             raise CheckpointError(f"checkpoint model {checkpoint.model} is missing")
         return checkpoint
+
+    def append_evaluation(self, row: dict[str, Any]) -> None:
+        """Append one row (keys :data:`EVALUATION_FIELDS`) to ``evaluations.csv``, writing the header first."""
+        new_file = not self.evaluations_file.exists()
+        with self.evaluations_file.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=EVALUATION_FIELDS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def recorded_wall_time(self) -> float:
+        """Wall time of the last evaluation already on disk, so a resumed run keeps counting."""
+        if not self.evaluations_file.is_file():
+            return 0.0
+        rows = list(csv.DictReader(self.evaluations_file.open()))
+        return float(rows[-1]["wall_time_s"]) if rows else 0.0

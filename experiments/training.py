@@ -3,7 +3,6 @@ checkpoints, TensorBoard logging, a progress bar, and resume."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import sys
 import time
@@ -22,7 +21,7 @@ from agents.sb3 import ALGORITHMS, POLICIES, NoisyTD3
 from agents.sb3.td3 import NoisySANPolicy
 from envs import check_continuous_actions, make_vec_env
 from experiments.config import RunConfig
-from experiments.evaluation import rollout
+from experiments.evaluation import evaluation_row, evaluation_scalars, rollout
 from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
 
 EVAL_SEED_OFFSET = 10_000
@@ -147,21 +146,12 @@ class PeriodicEvaluation(BaseCallback):
     """Every ``eval_freq`` steps: evaluate deterministically, append to ``evaluations.csv``, log to
     TensorBoard, then write a checkpoint every ``checkpoint_freq`` steps."""
 
-    FIELDS = ("timesteps", "mean_return", "std_return", "mean_length", "sops_per_action", "wall_time_s")
-
     def __init__(self, run: RunDirectory, eval_env: VecEnv, config: RunConfig) -> None:
         super().__init__()
         self.run = run
         self.eval_env = eval_env
         self.train_cfg = config.train
-        self.started = time.time() - self._recorded_wall_time()
-
-    def _recorded_wall_time(self) -> float:
-        """Wall time of the last evaluation already on disk, so a resumed run keeps counting."""
-        if not self.run.evaluations_file.is_file():
-            return 0.0
-        rows = list(csv.DictReader(self.run.evaluations_file.open()))
-        return float(rows[-1]["wall_time_s"]) if rows else 0.0
+        self.started = time.time() - run.recorded_wall_time()
 
     def _due(self, frequency: int) -> bool:
         n_envs = self.training_env.num_envs
@@ -180,27 +170,9 @@ class PeriodicEvaluation(BaseCallback):
         stats = rollout(self.model, self.eval_env, self.train_cfg.eval_episodes)
         if isinstance(self.model, NoisyTD3):  # the latest return drives NoisySAN's noise reduction
             self.model.report_evaluation(stats.mean_return)
-        row = {
-            "timesteps": self.num_timesteps,
-            "mean_return": round(stats.mean_return, 3),
-            "std_return": round(stats.std_return, 3),
-            "mean_length": round(float(np.mean(stats.lengths)), 1),
-            "sops_per_action": round(stats.activity.sops, 1),
-            "wall_time_s": round(time.time() - self.started, 1),
-        }
-        new_file = not self.run.evaluations_file.exists()
-        with self.run.evaluations_file.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.FIELDS)
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
-        self.logger.record("eval/mean_return", stats.mean_return)
-        self.logger.record("eval/std_return", stats.std_return)
-        self.logger.record("eval/mean_length", row["mean_length"])
-        self.logger.record("snn/sops_per_action", stats.activity.sops)
-        self.logger.record("snn/energy_pj_per_action", stats.activity.energy_pj)
-        for layer, rate in stats.activity.firing_rates.items():
-            self.logger.record(f"snn/firing_rate/{layer}", rate)
+        self.run.append_evaluation(evaluation_row(self.num_timesteps, stats, time.time() - self.started))
+        for key, value in evaluation_scalars(stats).items():
+            self.logger.record(key, value)
         self.logger.dump(self.num_timesteps)
 
 

@@ -65,6 +65,11 @@ class SpikingAlgorithmMixin:
         policy = self.policy
         return policy.mlp_extractor.network if hasattr(policy, "mlp_extractor") else policy.actor.network
 
+    @property
+    def actor_config(self) -> dict:
+        """The actor network's configuration (an :class:`~agents.actors.ActorConfig` as a dict)."""
+        return self.policy.actor_config
+
     def restore_normalization(self, env: VecNormalize) -> None:
         """Load the statistics saved with this model into ``env`` (e.g. when resuming training)."""
         if self.obs_normalization is not None:
