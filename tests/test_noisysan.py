@@ -12,7 +12,7 @@ import yaml
 from stable_baselines3.common.buffers import ReplayBuffer
 
 import train_agent
-from agents.actors import ActorConfig, build_actor
+from agents.actors import build_actor
 from agents.sb3 import NoiseKeyReplayBuffer, NoisyTD3
 from agents.sb3.td3 import NoisySANPolicy
 from envs import make_vec_env
