@@ -43,8 +43,8 @@ def probe_observations(stats: ObservationStats, count: int, seed: int = 1) -> np
     return np.concatenate([random, edges])
 
 
-def assert_bit_exact(policy: IntegerPolicy, obs_q: np.ndarray, tmp_path: Path) -> None:
-    library = c_build.build_shared(generate_c(policy), tmp_path, sanitize=True)
+def assert_bit_exact(policy: IntegerPolicy, obs_q: np.ndarray, tmp_path: Path, optimise: str = "-O2") -> None:
+    library = c_build.build_shared(generate_c(policy), tmp_path, sanitize=True, optimise=optimise)
     c_policy = c_build.CPolicy(library, "spikerl_policy", policy.obs_dim, policy.act_dim, len(policy.layers) + 1)
     expected, got = IntegerReference(policy)(obs_q), c_policy(obs_q)
     for field in ("actions", "spike_counts", "sops", "saturated"):
@@ -77,6 +77,14 @@ def test_c_is_bit_exact_with_numpy_reference_untrained(name: str, overrides: dic
     assert_bit_exact(policy, obs_q, tmp_path)
     # the strict gate of the issue: no floating point, every warning an error
     c_build.check_strict(generate_c(policy), tmp_path / "strict")
+
+
+@pytest.mark.parametrize("optimise", ["-O0", "-Os", "-O3"])
+def test_bit_exact_across_optimisation_levels(optimise: str, tmp_path: Path) -> None:
+    actor = make_actor(seed=5)
+    stats = stats_for(actor.obs_dim, seed=5)
+    obs_q = observations_to_q16(probe_observations(stats, 1000))
+    assert_bit_exact(quantize_actor(actor, stats), obs_q, tmp_path, optimise)
 
 
 def test_integer_policy_tracks_float_policy_and_counts_saturation() -> None:

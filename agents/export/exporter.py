@@ -127,8 +127,9 @@ def export_run(run_dir: Path, out: Path, options: ExportOptions) -> dict:
             measured, recorded = _measure(config.env.id, float_actor, actor, stats, policy, c_policy, options)
             report.update(measured)
             if have_gcc and options.benchmark:
-                obs_q = observations_to_q16(recorded[:BENCHMARK_OBSERVATIONS])
-                report["c_step_ns"] = c_build.benchmark_step(generated, build, obs_q)
+                sample = recorded[:BENCHMARK_OBSERVATIONS]
+                report["c_step_ns"] = c_build.benchmark_step(generated, build, observations_to_q16(sample))
+                report["float_actor_step_ns"] = fidelity.float_step_ns(float_actor, stats, sample)
     hidden = list(model.policy.actor_config.get("hidden_sizes", [256, 256]))
     if "errors" in report:
         report["energy"] = energy_estimate(policy, report["errors"]["sops_mean"], hidden)
@@ -155,13 +156,13 @@ def _measure(env_id, float_actor, actor, stats, policy, c_policy, options: Expor
     returns = {
         "episodes": options.episodes,
         "seed": options.seed,
-        "float_mean": float_runs.mean,
-        "float_std": float_runs.std,
+        "float_mean": float_runs.mean_return,
+        "float_std": float_runs.std_return,
         "float_returns": float_runs.returns,
-        "integer_mean": int_runs.mean,
-        "integer_std": int_runs.std,
+        "integer_mean": int_runs.mean_return,
+        "integer_std": int_runs.std_return,
         "integer_returns": int_runs.returns,
-        "ratio": int_runs.mean / float_runs.mean if float_runs.mean != 0 else float("nan"),
+        "ratio": int_runs.mean_return / float_runs.mean_return if float_runs.mean_return else float("nan"),
     }
     if c_policy is not None:
         c_runs = fidelity.run_episodes(

@@ -3,6 +3,7 @@ closed-loop MuJoCo returns on the same episode seeds."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,25 +16,16 @@ from agents.export.quantization import actions_from_q15, observations_to_q16
 from agents.export.reference import IntegerStep
 from envs import make_vec_env
 from envs.normalization import ObservationStats
+from experiments.evaluation import RolloutStats
 
 IntegerExecutor = Callable[[np.ndarray], IntegerStep]  # Q16.16 observations [B, N] -> IntegerStep
 
 
 @dataclass
-class EpisodeResults:
+class EpisodeResults(RolloutStats):
     """Closed-loop returns of one policy, and (optionally) every raw observation it saw."""
 
-    returns: list[float] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
     observations: list[np.ndarray] = field(default_factory=list)
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.returns))
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.returns))
 
 
 def float_actions(actor: ActorNetwork, stats: ObservationStats | None, raw_obs: np.ndarray) -> np.ndarray:
@@ -41,6 +33,16 @@ def float_actions(actor: ActorNetwork, stats: ObservationStats | None, raw_obs: 
     obs = stats.normalize(raw_obs) if stats is not None else raw_obs.astype(np.float32)
     with torch.no_grad():
         return torch.tanh(actor(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+
+
+def float_step_ns(actor: ActorNetwork, stats: ObservationStats | None, raw_obs: np.ndarray) -> float:
+    """Mean nanoseconds per batch-1 float action (normalise + actor + tanh) over ``raw_obs``, the baseline
+    of the C step latency measured in the same run."""
+    float_actions(actor, stats, raw_obs[:1])  # warm-up (compiles the event-driven kernels)
+    start = time.perf_counter_ns()
+    for row in raw_obs:
+        float_actions(actor, stats, row[None])
+    return (time.perf_counter_ns() - start) / len(raw_obs)
 
 
 def run_episodes(

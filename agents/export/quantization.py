@@ -241,25 +241,13 @@ class IntegerPolicy:
                 spec["readout"]["mode"],
                 data["readout_out_mult"],
             )
-            return cls(
-                actor=spec["actor"],
-                obs_dim=spec["obs_dim"],
-                act_dim=spec["act_dim"],
-                encoder_pop=spec["encoder_pop"],
-                decoder_pop=spec["decoder_pop"],
-                timesteps=spec["timesteps"],
-                headroom_bits=spec["headroom_bits"],
-                norm_mean=data["norm_mean"],
-                norm_mult=data["norm_mult"],
-                norm_shift=data["norm_shift"],
-                clip=spec["clip_q12"],
-                encoder_mean=data["encoder_mean"],
-                encoder_rho=data["encoder_rho"],
-                layers=layers,
-                readout=readout,
-                action_low=data["action_low"],
-                action_high=data["action_high"],
-            )
+            scalars = {name: spec[name] for name in _SPEC_FIELDS}
+            arrays = {name: data[name] for name in _ARRAY_FIELDS}
+            return cls(**scalars, **arrays, clip=spec["clip_q12"], layers=layers, readout=readout)
+
+
+_SPEC_FIELDS = ("actor", "obs_dim", "act_dim", "encoder_pop", "decoder_pop", "timesteps", "headroom_bits")
+_ARRAY_FIELDS = ("norm_mean", "norm_mult", "norm_shift", "encoder_mean", "encoder_rho", "action_low", "action_high")
 
 
 # ---- quantisation primitives (also used by quantisation-aware fine-tuning) ----------------------

@@ -77,6 +77,12 @@ def format_markdown(report: dict) -> str:
         ]
     if "c_step_ns" in report:
         lines.append(_row("C step latency (host CPU, -O2, benchmark loop)", f"{report['c_step_ns'] / 1000:.1f} us"))
+        if "float_actor_step_ns" in report:
+            float_us = report["float_actor_step_ns"] / 1000
+            lines.append(
+                _row("float actor step, batch 1 (PyTorch + numba, same run)",
+                     f"{float_us:.1f} us (C is {report['float_actor_step_ns'] / report['c_step_ns']:.1f}x faster)")
+            )  # fmt: skip
     if "errors" in report:
         err = report["errors"]
         lines += [
