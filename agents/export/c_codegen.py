@@ -38,7 +38,7 @@ from agents.export.quantization import (
 )
 
 DEFAULT_PREFIX = "spikerl_policy"
-_VALUES_PER_LINE = 24
+_VALUES_PER_LINE = 16
 
 
 @dataclass
