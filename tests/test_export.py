@@ -169,7 +169,15 @@ def test_export_trained_run_end_to_end(trained_run: Path, tmp_path: Path) -> Non
     out = tmp_path / "out"
     code = train_agent.main(["export", str(trained_run), "--out", str(out), "--episodes", "3", "--qat-steps", "20"])
     assert code == 0
-    for name in ("policy.npz", "spec.json", "spikerl_policy.c", "spikerl_policy.h", "policy.nir", "report.md"):
+    for name in (
+        "policy.npz",
+        "spec.json",
+        "spikerl_policy.c",
+        "spikerl_policy.h",
+        "policy.nir",
+        "report.md",
+        "returns.png",
+    ):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["returns"]["c_matches_reference"] is True

@@ -45,11 +45,34 @@ def worst_case_sops(policy: IntegerPolicy) -> int:
 
 
 def write_report(report: dict, directory: Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.md`` into ``directory``."""
+    """Write ``report.json``, ``report.md`` and (when returns were measured) ``returns.png`` into ``directory``."""
     json_path, md_path = directory / "report.json", directory / "report.md"
     write_atomic(json_path, json.dumps(report, indent=2, default=float) + "\n")
     write_atomic(md_path, format_markdown(report))
+    if "returns" in report:
+        plot_returns(report, directory / "returns.png")
     return json_path, md_path
+
+
+def plot_returns(report: dict, path: Path) -> None:
+    """Per-episode return of the float and the integer policy on the same episode seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    returns = report["returns"]
+    episodes = range(1, len(returns["float_returns"]) + 1)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(episodes, returns["float_returns"], "o-", label=f"float ({returns['float_mean']:.0f})")
+    ax.plot(episodes, returns["integer_returns"], "s--", label=f"integer ({returns['integer_mean']:.0f})")
+    ax.set_xlabel(f"episode (same seeds, first seed {returns['seed']})")
+    ax.set_ylabel("return")
+    ax.set_title(f"{report['env']} {report['spec']['actor']}: integer / float = {returns['ratio']:.3f}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _row(name: str, value) -> str:
