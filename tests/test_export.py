@@ -128,6 +128,16 @@ def test_overflow_check_fires_on_crafted_network() -> None:
         check_overflow(quantize_actor(make_actor()), state_bits=20)  # too narrow a target is refused
 
 
+def test_observed_states_stay_within_the_proven_bounds() -> None:
+    actor = make_actor(seed=3)
+    stats = stats_for(actor.obs_dim, seed=3)
+    policy = quantize_actor(actor, stats)
+    reference = IntegerReference(policy)
+    reference(observations_to_q16(probe_observations(stats, 2000)))
+    for bound in check_overflow(policy):
+        assert 0 < reference.state_peaks[bound.layer] <= max(bound.current_bound, bound.voltage_bound), bound.layer
+
+
 def test_nir_round_trip(tmp_path: Path) -> None:
     from agents.export.nir_export import read_nir, write_nir
 
@@ -184,6 +194,8 @@ def test_export_trained_run_end_to_end(trained_run: Path, tmp_path: Path) -> Non
     assert report["footprint"]["flash"] > report["footprint"]["rodata"] > 0 and report["footprint"]["bss"] > 0
     assert report["c_step_ns"] > 0 and report["qat"]["steps"] == 20
     assert report["energy"]["ratio_integer_vs_mlp"] > 0
+    bounds = {b["layer"]: max(b["current_bound"], b["voltage_bound"]) for b in report["overflow_bounds"]}
+    assert all(0 < peak <= bounds[name] for name, peak in report["observed_state_peaks"].items())
     # bit-exactness on thousands of observations recorded from rollouts of the trained float policy
     from agents.export.exporter import load_run
     from agents.export.fidelity import run_episodes

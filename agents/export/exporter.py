@@ -172,7 +172,8 @@ def _measure(env_id, float_actor, actor, stats, policy, c_policy, options: Expor
         returns["c_matches_reference"] = c_runs.returns == int_runs.returns[: len(c_runs.returns)]
     if actor is not float_actor:
         returns["qat_float_errors"] = fidelity.action_error(actor, stats, reference, recorded)
-    return {"errors": errors, "returns": returns}, recorded
+    peaks = {name: int(value) for name, value in reference.state_peaks.items()}
+    return {"errors": errors, "returns": returns, "observed_state_peaks": peaks}, recorded
 
 
 __all__ = ["FORMATS", "ExportError", "ExportOptions", "export_policy", "export_run", "load_run", "parse_formats"]

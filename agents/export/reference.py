@@ -80,6 +80,7 @@ class IntegerReference:
         self._weights = [layer.weight_t.astype(i64) for layer in policy.layers]
         self._blocks = [None if layer.blocks_t is None else layer.blocks_t.astype(i64) for layer in policy.layers]
         self._readout_weight = policy.readout.weight.astype(i64)
+        self.state_peaks: dict[str, int] = {}  # largest |I| or |V| seen per layer (checks the overflow proof)
 
     def normalise(self, obs_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Q12 normalised observations ``[B, N]`` and the number of saturated dimensions ``[B]``."""
@@ -133,7 +134,12 @@ class IntegerReference:
             voltage = np.where(previous != 0, 0, decayed) + current
             spikes[t] = voltage > layer.threshold
             previous = spikes[t]
+            self._peak(layer.name, current, voltage)
         return spikes
+
+    def _peak(self, name: str, *states: np.ndarray) -> None:
+        peak = max(int(np.abs(state).max(initial=0)) for state in states)
+        self.state_peaks[name] = max(self.state_peaks.get(name, 0), peak)
 
     def readout_voltage(self, out_spikes: np.ndarray) -> np.ndarray:
         """Decoded readout voltage ``[B, M]`` (state units) from output spikes ``[T, B, M*P]``."""
@@ -148,7 +154,10 @@ class IntegerReference:
             voltage = rtz(readout.decay * voltage, DECAY_BITS) + drive[t] + readout.bias
             total += voltage
             extreme = np.where(np.abs(voltage) > np.abs(extreme), voltage, extreme)
-        return {"last": voltage, "mean": total, "max-abs": extreme}[readout.mode]
+            self._peak("readout", voltage)
+        decoded = {"last": voltage, "mean": total, "max-abs": extreme}[readout.mode]
+        self._peak("readout", decoded)
+        return decoded
 
     def squash(self, voltage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(Q12 pre-activation, Q15 action)`` from decoded readout voltages ``[B, M]``."""

@@ -136,12 +136,13 @@ def format_markdown(report: dict) -> str:
         ]  # fmt: skip
         if "c_matches_reference" in ret:
             lines.append(_row("C closed-loop returns identical to NumPy", ret["c_matches_reference"]))
-    lines += ["", "Overflow bounds (proven at export):", "", "| layer | max abs I | max abs V | bits | margin |"]
-    lines.append("|---|---|---|---|---|")
+    peaks = report.get("observed_state_peaks", {})
+    lines += ["", "Overflow bounds (proven at export) and the largest state seen on the recorded observations:", ""]
+    lines += ["| layer | bound abs I | bound abs V | bits | margin | observed max abs state |", "|---|" * 6]
     for bound in report["overflow_bounds"]:
         lines.append(
             f"| {bound['layer']} | {bound['current_bound']} | {bound['voltage_bound']} | {bound['bits_used']} "
-            f"| {bound['margin_bits']} |"
+            f"| {bound['margin_bits']} | {peaks.get(bound['layer'], '-')} |"
         )
     if report.get("qat"):
         lines += ["", f"Quantisation-aware fine-tuning: {json.dumps(report['qat'])}"]
