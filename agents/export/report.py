@@ -138,7 +138,7 @@ def format_markdown(report: dict) -> str:
             lines.append(_row("C closed-loop returns identical to NumPy", ret["c_matches_reference"]))
     peaks = report.get("observed_state_peaks", {})
     lines += ["", "Overflow bounds (proven at export) and the largest state seen on the recorded observations:", ""]
-    lines += ["| layer | bound abs I | bound abs V | bits | margin | observed max abs state |", "|---|" * 6]
+    lines += ["| layer | bound abs I | bound abs V | bits | margin | observed max abs state |", "|" + "---|" * 6]
     for bound in report["overflow_bounds"]:
         lines.append(
             f"| {bound['layer']} | {bound['current_bound']} | {bound['voltage_bound']} | {bound['bits_used']} "
