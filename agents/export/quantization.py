@@ -46,9 +46,8 @@ CONSTANT_BITS = 16  # per-neuron bias and threshold are stored as int16 mantissa
 ENCODER_THRESHOLD_Q15 = round(ENCODER_THRESHOLD * 32767)
 EXPORTABLE_ACTORS = ("popsan", "ilcsan", "noisysan (noise off)")
 
-# readout decode codes shared by the NumPy reference and the generated C
-DECODE_LAST, DECODE_MEAN, DECODE_MAX_ABS = 0, 1, 2
-DECODE_CODES = {"last": DECODE_LAST, "mean": DECODE_MEAN, "max-abs": DECODE_MAX_ABS}
+# readout decode codes of the generated C (``DECODE`` macro)
+DECODE_CODES = {"last": 0, "mean": 1, "max-abs": 2}
 
 
 class ExportError(ValueError):
@@ -334,7 +333,9 @@ def _check_exportable(actor: ActorNetwork) -> SpikingActor:
             f"this run's actor is {type(actor).__name__} — a dense float MLP has no spike-driven integer form"
         )
     if not isinstance(actor, (PopSAN, ILCSAN)):
-        raise ExportError(f"no integer mapping for actor {type(actor).__name__}; exportable: {EXPORTABLE_ACTORS}")
+        raise ExportError(
+            f"no integer mapping for actor {type(actor).__name__}; exportable: {', '.join(EXPORTABLE_ACTORS)}"
+        )
     if getattr(actor, "noise_enabled", False):
         raise ExportError("the actor's neuron noise is on; export the noise-free policy (turn the noise off)")
     if actor.encoder.spike_mode != "deterministic":
@@ -474,11 +475,3 @@ def actions_from_q15(action_q: np.ndarray, low: np.ndarray, high: np.ndarray) ->
     """Q15 tanh outputs ``[..., M]`` -> env actions in ``[low, high]`` (SB3's unscaling)."""
     unit = np.asarray(action_q, np.float64) / 32767.0
     return low + 0.5 * (unit + 1.0) * (high - low)
-
-
-def describe(policy: IntegerPolicy) -> dict:
-    """Short summary used by reports: spec plus per-layer scale ranges."""
-    info = policy.spec()
-    for entry, layer in zip(info["layers"], policy.layers):
-        entry.update(scale_min=float(layer.scale.min()), scale_max=float(layer.scale.max()))
-    return info
