@@ -8,6 +8,7 @@ Examples::
     python train_agent.py train --resume runs/Hopper-v5_ilcsan_td3_s0_20261123-120000
     python train_agent.py eval runs/Hopper-v5_ilcsan_td3_s0_20261123-120000 --episodes 10
     python train_agent.py train --framework rllib --algo ppo --actor popsan --env Hopper-v5 --num-env-runners 2
+    python train_agent.py export runs/Hopper-v5_ilcsan_td3_s0_20261123-120000 --out exports/hopper --format c,npz,nir
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=12345, help="seed of the first evaluation episode")
     ev.add_argument("--checkpoint", choices=("final", "latest"), default="final", help="which model to load")
     ev.add_argument("--video", type=Path, help="also record one episode as an animated GIF")
+
+    ex = sub.add_parser("export", help="integer-only export of a spiking actor (NumPy reference, C99, NIR)")
+    ex.add_argument("run_dir", type=Path)
+    ex.add_argument("--out", type=Path, required=True, help="output directory for the artefacts and report")
+    ex.add_argument("--format", default="c,npz,nir", help="comma-separated artefacts: c, npz, nir")
+    ex.add_argument("--qat-steps", type=int, default=0, help="quantisation-aware fine-tuning steps (0: none)")
+    ex.add_argument("--episodes", type=int, default=10, help="closed-loop episodes per policy for the report")
+    ex.add_argument("--seed", type=int, default=12345, help="seed of the first report episode")
     return parser
 
 
@@ -139,10 +148,23 @@ def command_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_export(args: argparse.Namespace) -> int:
+    from agents.export.exporter import ExportOptions, export_run, parse_formats
+
+    if args.qat_steps < 0 or args.episodes < 0:
+        raise ValueError("--qat-steps and --episodes must be >= 0")
+    options = ExportOptions(parse_formats(args.format), args.qat_steps, args.episodes, args.seed)
+    report = export_run(args.run_dir, args.out, options)
+    print((args.out / "report.md").read_text())
+    print(f"artefacts: {', '.join(name for names in report['artefacts'].values() for name in names)} in {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": command_train, "eval": command_eval}[args.command](args)
+        commands = {"train": command_train, "eval": command_eval, "export": command_export}
+        return commands[args.command](args)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

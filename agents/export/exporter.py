@@ -1,0 +1,179 @@
+"""The export pipeline behind ``train_agent.py export``: run directory -> integer artefacts + report.
+
+Artefacts in the output directory:
+
+* ``npz``: ``policy.npz`` (every integer array + spec) and ``spec.json``;
+* ``c``: ``<prefix>.c`` / ``<prefix>.h`` (checked with the strict no-float gcc flags when gcc is present);
+* ``nir``: ``policy.nir`` (dequantised float graph, see :mod:`agents.export.nir_export`);
+* always: ``report.json`` / ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agents.export import c_build, fidelity
+from agents.export.c_codegen import DEFAULT_PREFIX, generate_c
+from agents.export.overflow import bounds_table, check_overflow
+from agents.export.quantization import ExportError, IntegerPolicy, observations_to_q16, quantize_actor
+from agents.export.reference import IntegerReference
+from agents.export.report import energy_estimate, worst_case_sops, write_report
+from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
+
+FORMATS = ("c", "npz", "nir")
+BENCHMARK_OBSERVATIONS = 2000  # recorded observations replayed by the C latency benchmark
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"c,npz"`` -> ``("c", "npz")``; unknown names raise ``ValueError`` listing the valid ones."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown or not names:
+        raise ValueError(f"unknown export format(s) {', '.join(unknown) or repr(text)}; valid: {', '.join(FORMATS)}")
+    return names
+
+
+@dataclass
+class ExportOptions:
+    """What :func:`export_run` produces and measures."""
+
+    formats: tuple[str, ...] = FORMATS
+    qat_steps: int = 0
+    episodes: int = 10  # closed-loop episodes per policy (0: no rollouts, no action-error set)
+    seed: int = 12345
+    prefix: str = DEFAULT_PREFIX
+    benchmark: bool = True  # time the C step in a C loop
+
+
+def load_run(run_dir: Path):
+    """``(config, model)`` of a finished run, with errors naming the missing piece."""
+    from experiments.training import load_model
+
+    run = RunDirectory(run_dir)
+    config = run.load_config()
+    if not run.final_model.is_file():
+        raise CheckpointError(
+            f"{run.final_model} is missing: the run has no final model to export (training not finished?)"
+        )
+    return config, load_model(run.final_model, config)
+
+
+def export_policy(policy: IntegerPolicy, out: Path, formats: tuple[str, ...], prefix: str = DEFAULT_PREFIX) -> dict:
+    """Write the requested artefacts of an already-quantised policy; returns ``{format: [paths]}``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list[str]] = {}
+    if "npz" in formats:
+        policy.save(out / "policy.npz")
+        write_atomic(out / "spec.json", json.dumps(policy.spec(), indent=2) + "\n")
+        written["npz"] = ["policy.npz", "spec.json"]
+    if "c" in formats:
+        generated = generate_c(policy, prefix)
+        c_build.write_sources(generated, out)
+        if shutil.which("gcc"):
+            with tempfile.TemporaryDirectory() as scratch:
+                c_build.check_strict(generated, Path(scratch))
+        written["c"] = [f"{prefix}.c", f"{prefix}.h"]
+    if "nir" in formats:
+        from agents.export.nir_export import write_nir
+
+        write_nir(policy, out / "policy.nir")
+        written["nir"] = ["policy.nir"]
+    return written
+
+
+def export_run(run_dir: Path, out: Path, options: ExportOptions) -> dict:
+    """Quantise (optionally after QAT) the run's actor, write artefacts, measure fidelity; returns the report."""
+    config, model = load_run(run_dir)
+    actor = model.actor_network
+    stats = getattr(model, "obs_normalization", None)
+    space = model.action_space
+    float_actor = actor
+    qat_info: dict = {}
+    if options.qat_steps > 0:
+        from agents.export.qat import finetune_actor
+
+        actor, qat_info = finetune_actor(model, run_dir, options.qat_steps, seed=options.seed)
+    policy = quantize_actor(actor, stats, space.low, space.high)
+    bounds = check_overflow(policy)
+    written = export_policy(policy, out, options.formats, options.prefix)
+    generated = generate_c(policy, options.prefix)
+    report: dict = {
+        "run": str(run_dir),
+        "env": config.env.id,
+        "command": " ".join(sys.argv),
+        "spec": policy.spec(),
+        "model_hash": generated.model_hash,
+        "artefacts": written,
+        "overflow_bounds": bounds_table(bounds),
+        "sops_worst_case": worst_case_sops(policy),
+        "qat": qat_info,
+    }
+    have_gcc = shutil.which("gcc") is not None
+    c_policy = None
+    with tempfile.TemporaryDirectory() as scratch:
+        build = Path(scratch)
+        if have_gcc:
+            report["footprint"] = c_build.footprint(generated, build).to_dict()
+            library = c_build.build_shared(generated, build / "lib", sanitize=False)
+            c_policy = c_build.CPolicy(library, options.prefix, policy.obs_dim, policy.act_dim, len(policy.layers) + 1)
+        if options.episodes > 0:
+            measured, recorded = _measure(config.env.id, float_actor, actor, stats, policy, c_policy, options)
+            report.update(measured)
+            if have_gcc and options.benchmark:
+                sample = recorded[:BENCHMARK_OBSERVATIONS]
+                report["c_step_ns"] = c_build.benchmark_step(generated, build, observations_to_q16(sample))
+                report["float_actor_step_ns"] = fidelity.float_step_ns(float_actor, stats, sample)
+    hidden = list(model.policy.actor_config.get("hidden_sizes", [256, 256]))
+    if "errors" in report:
+        report["energy"] = energy_estimate(policy, report["errors"]["sops_mean"], hidden)
+    write_report(report, out)
+    return report
+
+
+def _measure(env_id, float_actor, actor, stats, policy, c_policy, options: ExportOptions) -> tuple[dict, np.ndarray]:
+    """Closed-loop returns (float, integer NumPy, integer C) on the same seeds and action errors on the
+    observations the float policy visited."""
+    float_actor.eval()
+    low, high = policy.action_low, policy.action_high
+
+    def float_policy(obs: np.ndarray) -> np.ndarray:
+        return low + 0.5 * (fidelity.float_actions(float_actor, stats, obs) + 1.0) * (high - low)
+
+    reference = IntegerReference(policy)
+    float_runs = fidelity.run_episodes(env_id, float_policy, options.episodes, options.seed, True, "float policy")
+    int_runs = fidelity.run_episodes(
+        env_id, fidelity.integer_env_policy(reference, low, high), options.episodes, options.seed, False, "integer"
+    )
+    recorded = np.stack(float_runs.observations)
+    errors = fidelity.action_error(float_actor, stats, reference, recorded)
+    returns = {
+        "episodes": options.episodes,
+        "seed": options.seed,
+        "float_mean": float_runs.mean_return,
+        "float_std": float_runs.std_return,
+        "float_returns": float_runs.returns,
+        "integer_mean": int_runs.mean_return,
+        "integer_std": int_runs.std_return,
+        "integer_returns": int_runs.returns,
+        "ratio": int_runs.mean_return / float_runs.mean_return if float_runs.mean_return else float("nan"),
+    }
+    if c_policy is not None:
+        c_runs = fidelity.run_episodes(
+            env_id, fidelity.integer_env_policy(c_policy, low, high), min(2, options.episodes), options.seed, False,
+            "integer C",
+        )  # fmt: skip
+        returns["c_matches_reference"] = c_runs.returns == int_runs.returns[: len(c_runs.returns)]
+    if actor is not float_actor:
+        returns["qat_float_errors"] = fidelity.action_error(actor, stats, reference, recorded)
+    peaks = {name: int(value) for name, value in reference.state_peaks.items()}
+    return {"errors": errors, "returns": returns, "observed_state_peaks": peaks}, recorded
+
+
+__all__ = ["FORMATS", "ExportError", "ExportOptions", "export_policy", "export_run", "load_run", "parse_formats"]

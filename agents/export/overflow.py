@@ -1,0 +1,99 @@
+"""Static overflow check: prove from the quantised weights and fan-in that no integer state can overflow.
+
+For a LIF layer with per-neuron drive bound ``c_f = sum_j |Wq_jf| * 2^H + |bias_f|`` (the output layer adds
+its intra-layer row), round-toward-zero decays never grow a magnitude, so over ``T`` steps::
+
+    |I_t| <= c_f * sum_{k<T} (alpha_q / 2^D)^k          |V_t| <= max|I| * sum_{k<T} (beta_q / 2^D)^k
+
+Every partial sum in the datapath is a sub-sum of these, so the bounds cover the intermediates too. The
+readout is bounded the same way (``T`` times larger when it sums over steps), and its int64 output product
+must stay below 2^62 for the rounding helper. The export fails with the layer named if a bound exceeds the
+state width (``int32`` by default; 24 for a Loihi-style target).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from agents.export.quantization import DECAY_BITS, IntegerPolicy
+
+PRODUCT_LIMIT = 2**62  # |x| bound accepted by the int64 rounding helpers
+
+
+class OverflowRiskError(ValueError):
+    """A quantised layer could overflow its integer state; the message names the layer and the bound."""
+
+
+@dataclass
+class LayerBound:
+    """Proven worst-case magnitudes of one layer (state units)."""
+
+    layer: str
+    current_bound: int
+    voltage_bound: int
+    bits_used: int  # signed bits needed for the largest bound
+    margin_bits: int  # state width minus bits used
+
+
+def _geometric(decay_q: int, steps: int) -> float:
+    ratio = decay_q / (1 << DECAY_BITS)
+    return float(sum(ratio**k for k in range(steps)))
+
+
+def _bits(value: int) -> int:
+    return max(1, int(value).bit_length()) + 1  # + sign bit
+
+
+def check_overflow(policy: IntegerPolicy, state_bits: int = 32) -> list[LayerBound]:
+    """Bounds per layer (hidden, output, readout); raises :class:`OverflowRiskError` naming the first layer
+    whose bound does not fit ``state_bits``-bit signed states."""
+    limit = 2 ** (state_bits - 1) - 1
+    steps, headroom = policy.timesteps, 1 << policy.headroom_bits
+    bounds: list[LayerBound] = []
+
+    def record(name: str, current: float, voltage: float, extra: str = "") -> None:
+        current_i, voltage_i = math.ceil(current), math.ceil(voltage)
+        peak = max(current_i, voltage_i)
+        if peak > limit:
+            raise OverflowRiskError(
+                f"layer {name!r} can overflow its {state_bits}-bit state: worst-case |state| {peak} > {limit} "
+                f"({_bits(peak)} bits needed){extra}. Reduce the weights' dynamic range (a few large weights with a "
+                "large bias/threshold), the headroom bits, or the timesteps"
+            )
+        bounds.append(LayerBound(name, current_i, voltage_i, _bits(peak), state_bits - _bits(peak)))
+
+    for layer in policy.layers:
+        drive = np.abs(layer.weight_t.astype(np.int64)).sum(axis=0)
+        if layer.blocks_t is not None:
+            drive = drive + np.abs(layer.blocks_t.astype(np.int64)).sum(axis=1).reshape(-1)
+        constant = drive * headroom + np.abs(layer.bias)
+        current = float(constant.max(initial=0)) * _geometric(layer.current_decay, steps)
+        voltage = current * _geometric(layer.voltage_decay, steps)
+        voltage = max(voltage, float(np.abs(layer.threshold).max(initial=0)))
+        record(layer.name, current, voltage)
+
+    readout = policy.readout
+    drive = np.abs(readout.weight.astype(np.int64)).sum(axis=1) * headroom + np.abs(readout.bias)
+    per_step = float(drive.max(initial=0)) * _geometric(readout.decay, steps)
+    decoded = per_step * (steps if readout.mode == "mean" else 1)
+    record("readout", per_step, decoded)
+    product = decoded * float(np.abs(readout.out_mult).max(initial=0))
+    if product >= PRODUCT_LIMIT or np.abs(readout.out_mult).max(initial=0) > 2**31 - 1:
+        raise OverflowRiskError(
+            f"layer 'readout': the output gain product {product:.3g} exceeds the int64 rounding range 2^62"
+        )
+    total_sops = steps * (
+        sum(width * layer.fan_out for width, layer in zip(policy.layer_widths, policy.layers))
+        + policy.layer_widths[-1] * (1 + (0 if policy.layers[-1].blocks_t is None else policy.decoder_pop))
+    )
+    if total_sops > 2**32 - 1:
+        raise OverflowRiskError(f"the network is too large for the uint32 SOP counter ({total_sops} worst case)")
+    return bounds
+
+
+def bounds_table(bounds: list[LayerBound]) -> list[dict]:
+    """Plain dicts for JSON reports."""
+    return [asdict(bound) for bound in bounds]
