@@ -7,6 +7,7 @@ Examples::
     python train_agent.py train --config experiments/td3_ilcsan.yaml --env HalfCheetah-v5
     python train_agent.py train --resume runs/Hopper-v5_ilcsan_td3_s0_20261123-120000
     python train_agent.py eval runs/Hopper-v5_ilcsan_td3_s0_20261123-120000 --episodes 10
+    python train_agent.py traffic --agent mtlight --scenario grid2x2 --backend sumo --episodes 30
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
 from agents.actors import ACTOR_NAMES  # noqa: E402
 from experiments.config import ALGO_NAMES, ConfigError, RunConfig, load_config, parse_override  # noqa: E402
 from experiments.run_dir import CheckpointError, RunDirectory, write_atomic  # noqa: E402
+from experiments.traffic_cli import TRAFFIC_COMMANDS, add_traffic_commands  # noqa: E402
 from experiments.video import RenderingUnavailableError  # noqa: E402
 
 USER_ERRORS = (ValueError, CheckpointError, FileNotFoundError, RenderingUnavailableError)
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=12345, help="seed of the first evaluation episode")
     ev.add_argument("--checkpoint", choices=("final", "latest"), default="final", help="which model to load")
     ev.add_argument("--video", type=Path, help="also record one episode as an animated GIF")
+    add_traffic_commands(sub)
     return parser
 
 
@@ -134,7 +137,7 @@ def command_eval(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": command_train, "eval": command_eval}[args.command](args)
+        return {"train": command_train, "eval": command_eval, **TRAFFIC_COMMANDS}[args.command](args)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
