@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import io
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -225,7 +226,7 @@ class SharedDQNAgent:
                 self.optimizer.load_state_dict(state["optimizer"])
                 self.episode, self.gradient_steps = int(state["episode"]), int(state["gradient_steps"])
                 self.rng.bit_generator.state = state["rng"]
-        except (OSError, RuntimeError, KeyError, ValueError, EOFError) as err:
+        except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as err:
             raise ValueError(f"{path}: not a readable traffic agent checkpoint for this config: {err}") from err
 
     def save_replay_buffer(self, path: str | Path) -> None:

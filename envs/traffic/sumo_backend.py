@@ -7,6 +7,7 @@ SUMO while loading surface as :class:`SumoError` with SUMO's message.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,19 @@ class SumoEngine(TrafficEngine):
         self._current: dict[str, int] = {}
         self._last_green: dict[str, frozenset[int]] = {}
         self._started = False
+        self._check_loads()
         self.reset(seed)
+
+    def _check_loads(self) -> None:
+        """Load the network once in a ``sumo`` subprocess: libsumo crashes the process on a bad input file, the
+        subprocess reports SUMO's message instead."""
+        command = [sumo_binary("sumo"), *self._arguments(), "--end", "0"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            message = (result.stderr or result.stdout).strip()
+            if result.returncode < 0:
+                message = f"sumo crashed with signal {-result.returncode} while reading it (corrupt file?) {message}"
+            raise SumoError(f"SUMO cannot load scenario {self.scenario.name} ({self.files.net}): {message}")
 
     def _to_sumo_lane(self, lane: str) -> str:
         road, index = lane.rsplit("_", 1)
