@@ -4,7 +4,9 @@ Usage::
 
     python -m experiments.traffic_results RUN_DIR [RUN_DIR ...] --out docs/results/traffic --name grid2x2
 
-Each run directory comes from ``train_agent.py traffic``; if it holds ``traffic_eval.json`` (written by
+Each run directory comes from ``train_agent.py traffic``. A baseline run (FixedTime, MaxPressure) contributes its
+episodes as evaluations (a table row and a horizontal line). A learning run contributes its training curve and, if it
+holds ``traffic_eval.json`` (written by
 ``train_agent.py traffic-eval ... --compare fixedtime maxpressure``), its greedy evaluation and the baselines'
 results (same scenario, same seeds) go into the table and appear as horizontal lines in the plot.
 """
@@ -21,12 +23,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from agents.traffic.config import LEARNING_AGENTS  # noqa: E402
 from experiments.traffic_training import TrafficRunDirectory, format_metrics_table  # noqa: E402
 
 
 def run_label(run: TrafficRunDirectory) -> str:
     config = run.load_config()
-    spiking = " (spiking Q)" if config.agent.q_network == "spiking" and config.agent.name in ("dqn", "mtlight") else ""
+    spiking = " (spiking Q)" if config.agent.q_network == "spiking" and config.agent.name in LEARNING_AGENTS else ""
     return f"{config.agent.name}{spiking}"
 
 
@@ -42,18 +45,22 @@ def write_results(runs: list[Path], out: Path, name: str) -> str:
         config = run.load_config()
         label = run_label(run)
         rows = run.read_episodes()
+        header = f"{config.scenario.name}, {config.env.backend}, {config.env.horizon} s episodes"
+        if config.agent.name not in LEARNING_AGENTS:  # a baseline run: its episodes are evaluations
+            table[label] = [{key: float(value) for key, value in row.items()} for row in rows]
+            baselines[label] = float(np.mean([float(row["average_travel_time"]) for row in rows]))
+            continue
         episodes = [int(r["episode"]) for r in rows]
         axis.plot(
             episodes, [float(r["average_travel_time"]) for r in rows], marker="o", ms=3, label=f"{label} (training)"
         )
-        header = f"{config.scenario.name}, {config.env.backend}, {config.env.horizon} s episodes"
         evaluation = path / "traffic_eval.json"
         if evaluation.is_file():
-            results = json.loads(evaluation.read_text())
-            for controller, values in results.items():
-                key = label if controller == config.agent.name else controller
-                table[f"{key} (greedy, {len(rows)} training episodes)" if key == label else key] = values
-                if controller != config.agent.name:
+            for controller, values in json.loads(evaluation.read_text()).items():
+                if controller == config.agent.name:
+                    table[f"{label} (greedy, after {len(rows)} training episodes)"] = values
+                else:
+                    table[controller] = values
                     baselines[controller] = float(np.mean([v["average_travel_time"] for v in values]))
     for (controller, value), style in zip(sorted(baselines.items()), ("--", ":", "-.")):
         axis.axhline(value, color="k", linestyle=style, linewidth=1, label=controller)
