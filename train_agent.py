@@ -9,6 +9,7 @@ Examples::
     python train_agent.py eval runs/Hopper-v5_ilcsan_td3_s0_20261123-120000 --episodes 10
     python train_agent.py train --framework rllib --algo ppo --actor popsan --env Hopper-v5 --num-env-runners 2
     python train_agent.py export runs/Hopper-v5_ilcsan_td3_s0_20261123-120000 --out exports/hopper --format c,npz,nir
+    python train_agent.py traffic --agent mtlight --scenario grid2x2 --backend sumo --episodes 30
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
 from agents.actors import ACTOR_NAMES  # noqa: E402
 from experiments.config import ALGO_NAMES, FRAMEWORKS, ConfigError, RunConfig, load_config, parse_override  # noqa: E402
 from experiments.run_dir import CheckpointError, RunDirectory, write_atomic  # noqa: E402
+from experiments.traffic_cli import TRAFFIC_COMMANDS, add_traffic_commands  # noqa: E402
 from experiments.video import RenderingUnavailableError  # noqa: E402
 
 USER_ERRORS = (ValueError, CheckpointError, FileNotFoundError, RenderingUnavailableError)
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--qat-steps", type=int, default=0, help="quantisation-aware fine-tuning steps (0: none)")
     ex.add_argument("--episodes", type=int, default=10, help="closed-loop episodes per policy for the report")
     ex.add_argument("--seed", type=int, default=12345, help="seed of the first report episode")
+    add_traffic_commands(sub)
     return parser
 
 
@@ -163,7 +166,7 @@ def command_export(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"train": command_train, "eval": command_eval, "export": command_export}
+        commands = {"train": command_train, "eval": command_eval, "export": command_export, **TRAFFIC_COMMANDS}
         return commands[args.command](args)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)

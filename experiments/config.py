@@ -291,8 +291,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {annotation}")
 
 
-def _build_section(name: str, values: dict[str, Any]) -> Any:
-    cls = SECTIONS[name]
+def _build_section(name: str, values: dict[str, Any], sections: dict[str, type] | None = None) -> Any:
+    cls = (sections or SECTIONS)[name]
     if not isinstance(values, dict):
         raise ConfigError(f"section {name!r} must be a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
@@ -357,14 +357,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_override(text: str) -> tuple[str, str, Any]:
+def parse_override(text: str, sections: dict[str, type] | None = None) -> tuple[str, str, Any]:
     """``"section.key=value"`` -> ``(section, key, value)`` with ``value`` parsed as YAML."""
+    sections = sections or SECTIONS
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ConfigError(f"override {text!r} must look like section.key=value (e.g. actor.timesteps=8)")
     path, raw = text.split("=", 1)
     section, key = path.split(".", 1)
-    if section not in SECTIONS:
-        raise ConfigError(f"override {text!r}: unknown section {section!r}; valid: {', '.join(SECTIONS)}")
+    if section not in sections:
+        raise ConfigError(f"override {text!r}: unknown section {section!r}; valid: {', '.join(sections)}")
     return section, key, yaml.safe_load(raw)
 
 

@@ -1,0 +1,113 @@
+"""Traffic run configuration: four YAML sections, validated like :mod:`experiments.config`::
+
+    scenario: {name: grid2x2, data_dir: null, road_length: 300, demand_we: 300, demand_ns: 300, ...}
+    env:      {backend: sumo, phases: 4, decision_interval: 10, yellow_time: 3, horizon: 3600, reward: queue}
+    agent:    {name: mtlight, ...}            # agents.traffic.config.TrafficAgentConfig
+    train:    {episodes: 30, seed: 0, ...}
+
+Unknown keys are rejected by name; unknown scenario/backend/agent names list the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.traffic.config import TrafficAgentConfig
+from envs.traffic.datasets import DATASETS, GRID_PATTERN, UnknownScenarioError, load_scenario, scenario_names
+from envs.traffic.env import TrafficEnvSettings
+from envs.traffic.grid import GridSpec
+from envs.traffic.scenario import Scenario
+from experiments.config import ConfigError, _build_section, read_yaml
+
+
+@dataclass
+class ScenarioConfig:
+    """Scenario name (``gridCxR`` or a dataset), the benchmark data directory, and the synthetic-grid demand."""
+
+    name: str = "grid2x2"
+    data_dir: str | None = None  # default: $SPIKERL_TRAFFIC_DATA, else ~/.cache/spikerl/traffic
+    road_length: float = 300.0
+    demand_we: float = 300.0  # vehicles / hour per east- or west-bound entry
+    demand_ns: float = 300.0  # vehicles / hour per north- or south-bound entry
+    turn_ratios: list[float] = field(default_factory=lambda: [0.1, 0.8, 0.1])  # left, straight, right
+    peak_factor: float = 1.0
+    peak_start: float = 0.0
+    peak_end: float = 0.0
+    flow_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not GRID_PATTERN.match(self.name) and self.name not in DATASETS:
+            raise UnknownScenarioError(
+                f"scenario.name: unknown scenario {self.name!r}; valid: {', '.join(scenario_names())}"
+            )
+
+    def build(self, horizon: float) -> Scenario:
+        grid = GridSpec(
+            road_length=self.road_length,
+            demand_we=self.demand_we,
+            demand_ns=self.demand_ns,
+            turn_ratios=tuple(self.turn_ratios),
+            horizon=horizon,
+            peak_factor=self.peak_factor,
+            peak_start=self.peak_start,
+            peak_end=self.peak_end,
+            seed=self.flow_seed,
+        )
+        return load_scenario(self.name, self.data_dir, grid)
+
+
+@dataclass
+class TrafficTrainConfig:
+    episodes: int = 30  # training episodes (baselines: evaluation episodes)
+    seed: int = 0
+    eval_episodes: int = 1  # greedy episodes after training
+    keep_checkpoints: int = 2
+    num_threads: int = 1
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("episodes", "eval_episodes", "keep_checkpoints", "num_threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass
+class TrafficRunConfig:
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    env: TrafficEnvSettings = field(default_factory=TrafficEnvSettings)
+    agent: TrafficAgentConfig = field(default_factory=TrafficAgentConfig)
+    train: TrafficTrainConfig = field(default_factory=TrafficTrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+TRAFFIC_SECTIONS: dict[str, type] = {
+    "scenario": ScenarioConfig,
+    "env": TrafficEnvSettings,
+    "agent": TrafficAgentConfig,
+    "train": TrafficTrainConfig,
+}
+
+
+def traffic_config_from_dict(data: dict[str, Any]) -> TrafficRunConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(TRAFFIC_SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(TRAFFIC_SECTIONS)}")
+    sections = {name: _build_section(name, data.get(name) or {}, TRAFFIC_SECTIONS) for name in TRAFFIC_SECTIONS}
+    return TrafficRunConfig(**sections)
+
+
+def load_traffic_config(
+    path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
+) -> TrafficRunConfig:
+    """Config from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
+    data = read_yaml(path) if path is not None else {}
+    for section, values in (overrides or {}).items():
+        data[section] = {**(data.get(section) or {}), **values}
+    return traffic_config_from_dict(data)

@@ -1,0 +1,204 @@
+"""Train and evaluate traffic-signal controllers; one episode = one simulated horizon of the scenario.
+
+A run directory (:class:`experiments.run_dir.RunDirectory` layout) gets ``config.yaml``, ``metadata.json``,
+``episodes.csv`` (one row per episode: travel time, throughput, queue, return, epsilon, losses, wall time),
+TensorBoard scalars, atomic per-episode checkpoints (model + replay buffer) and the final ``model.zip``. Baselines
+(FixedTime, MaxPressure) do not learn: their "training" episodes are evaluations.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from agents.traffic import LEARNING_AGENTS, SharedDQNAgent, make_controller
+from envs.traffic.env import TrafficSignalEnv
+from experiments.config import ConfigError
+from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
+from experiments.traffic_config import TrafficRunConfig, traffic_config_from_dict
+
+METRICS = ("average_travel_time", "throughput", "mean_queue")
+TRAFFIC_PACKAGES = ("eclipse-sumo", "libsumo", "pettingzoo", "cityflow")
+
+
+class TrafficRunDirectory(RunDirectory):
+    """A run directory whose config is a :class:`TrafficRunConfig`; ``episodes.csv`` replaces evaluations."""
+
+    episodes_file = property(lambda self: self.path / "episodes.csv")
+
+    def initialise(self, config: TrafficRunConfig) -> None:
+        super().initialise(config)
+        meta = json.loads(self.metadata_file.read_text())
+        for name in TRAFFIC_PACKAGES:
+            try:
+                meta["versions"][name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                meta["versions"][name] = "not installed"
+        write_atomic(self.metadata_file, json.dumps(meta, indent=2) + "\n")
+
+    def load_config(self) -> TrafficRunConfig:
+        if not self.config_file.is_file():
+            raise CheckpointError(f"{self.path} is not a run directory: {self.config_file.name} is missing")
+        try:
+            return traffic_config_from_dict(yaml.safe_load(self.config_file.read_text()))
+        except (yaml.YAMLError, ConfigError) as err:
+            raise CheckpointError(f"{self.config_file}: unreadable run config: {err}") from err
+
+    def append_episode(self, row: dict[str, float]) -> None:
+        """Append one row to ``episodes.csv``."""
+        self.write_episodes([*self.read_episodes(), {key: str(value) for key, value in row.items()}])
+
+    def write_episodes(self, rows: list[dict[str, str]]) -> None:
+        """Rewrite ``episodes.csv`` atomically (header from the first row)."""
+        if not rows:
+            self.episodes_file.unlink(missing_ok=True)
+            return
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore", restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(self.episodes_file, out.getvalue())
+
+    def read_episodes(self) -> list[dict[str, str]]:
+        if not self.episodes_file.is_file():
+            return []
+        with self.episodes_file.open() as handle:
+            return list(csv.DictReader(handle))
+
+
+def build_env(config: TrafficRunConfig) -> TrafficSignalEnv:
+    scenario = config.scenario.build(config.env.horizon)
+    return TrafficSignalEnv(scenario, config.env, seed=config.train.seed)
+
+
+def run_episode(env: TrafficSignalEnv, controller, seed: int, learn: bool) -> dict[str, float]:
+    """One episode; ``learn`` trains a learning agent (epsilon-greedy), otherwise it acts greedily.
+
+    Returns the env metrics plus ``return`` (sum of rewards over agents and steps), ``wall_s`` and ``sim_s``.
+    """
+    start = time.perf_counter()
+    env.reset(seed=seed)
+    learning = isinstance(controller, SharedDQNAgent)
+    if learning:
+        controller.begin_episode(env.observation_matrix())
+    else:
+        controller.reset()
+    agents = env.possible_agents
+    total = 0.0
+    while env.agents:
+        actions = controller.act(explore=learn) if learning else controller.act(env)
+        _, rewards, _, _, infos = env.step({agent: int(actions[a]) for a, agent in enumerate(agents)})
+        reward = np.array([rewards[agent] for agent in agents], dtype=np.float32)
+        total += float(reward.sum())
+        if learning:
+            next_obs = env.observation_matrix()
+            if learn:
+                indicators = {
+                    key: np.stack([np.asarray(infos[agent][key]) for agent in agents]) for key in infos[agents[0]]
+                }
+                controller.observe(actions, reward, next_obs, indicators)
+            else:
+                controller.advance(next_obs)
+    result = env.metrics()
+    result.update({"return": total, "wall_s": time.perf_counter() - start})
+    return result
+
+
+def train(config: TrafficRunConfig, run: TrafficRunDirectory, resume: bool = False) -> dict[str, float]:
+    """Train (or, for baselines, evaluate) for ``config.train.episodes`` episodes; returns the last episode's row."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.set_num_threads(config.train.num_threads)
+    env = build_env(config)
+    controller = make_controller(config.agent, env, config.train.seed)
+    learning = config.agent.name in LEARNING_AGENTS
+    start = 0
+    if resume:
+        checkpoint = run.latest_checkpoint()
+        if learning:
+            controller.load(checkpoint.model)
+            if checkpoint.replay_buffer.is_file():
+                controller.load_replay_buffer(checkpoint.replay_buffer)
+        start = checkpoint.timesteps
+        run.write_episodes(run.read_episodes()[:start])  # drop rows written after the checkpoint
+    else:
+        run.initialise(config)
+    writer = SummaryWriter(str(run.tensorboard_dir))
+    row: dict[str, float] = {}
+    bar = tqdm(
+        range(start, config.train.episodes),
+        initial=start,
+        total=config.train.episodes,
+        desc=f"{config.agent.name} {config.scenario.name} ({config.env.backend})",
+        disable=not config.train.progress_bar,
+        unit="episode",
+    )
+    try:
+        for episode in bar:
+            epsilon = controller.epsilon if learning else 0.0
+            row = {"episode": episode + 1, **run_episode(env, controller, config.train.seed + episode, learn=learning)}
+            row["epsilon"] = epsilon
+            if learning:
+                row.update(controller.end_episode())
+            run.append_episode(row)
+            for key, value in row.items():
+                if key != "episode":
+                    writer.add_scalar(f"traffic/{key}", value, episode + 1)
+            bar.set_postfix(att=f"{row['average_travel_time']:.1f}", queue=f"{row['mean_queue']:.2f}")
+            checkpoint_model = controller if learning else _NoModel()
+            run.save_checkpoint(checkpoint_model, episode + 1, config.train.keep_checkpoints, {"episode": episode + 1})
+        if learning:
+            controller.save(run.final_model)
+    finally:
+        writer.close()
+        env.close()
+    return row
+
+
+class _NoModel:
+    """Checkpoint placeholder for controllers without parameters (keeps resume uniform)."""
+
+    replay_buffer = None
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(b"")
+
+
+def evaluate(config: TrafficRunConfig, model_path: Path | None, episodes: int, seed: int) -> list[dict[str, float]]:
+    """Greedy episodes (seeds ``seed, seed + 1, ...``) of the configured controller, loaded from ``model_path``."""
+    torch.set_num_threads(config.train.num_threads)
+    env = build_env(config)
+    try:
+        controller = make_controller(config.agent, env, seed)
+        if config.agent.name in LEARNING_AGENTS:
+            if model_path is None or not model_path.is_file():
+                raise CheckpointError(f"model {model_path} is missing")
+            controller.load(model_path, weights_only=True)
+        return [run_episode(env, controller, seed + k, learn=False) for k in range(episodes)]
+    finally:
+        env.close()
+
+
+def format_metrics_table(rows: dict[str, list[dict[str, float]]]) -> str:
+    """Markdown table: per controller, mean ± std over episodes of travel time, throughput, queue, wall s / sim h."""
+    lines = [
+        "| controller | average travel time (s) | throughput (veh) | mean queue (veh/lane) | wall s per sim hour |",
+        "|---|---|---|---|---|",
+    ]
+    for label, episodes in rows.items():
+        cells = []
+        for key in METRICS:
+            values = np.array([episode[key] for episode in episodes])
+            cells.append(f"{values.mean():.1f} ± {values.std():.1f}" if key != "mean_queue" else f"{values.mean():.3f}")
+        per_hour = np.mean([e["wall_s"] / max(e["sim_time"], 1.0) * 3600.0 for e in episodes])
+        lines.append(f"| {label} | {' | '.join(cells)} | {per_hour:.1f} |")
+    return "\n".join(lines)
