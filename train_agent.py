@@ -7,6 +7,8 @@ Examples::
     python train_agent.py train --config experiments/td3_ilcsan.yaml --env HalfCheetah-v5
     python train_agent.py train --resume runs/Hopper-v5_ilcsan_td3_s0_20261123-120000
     python train_agent.py eval runs/Hopper-v5_ilcsan_td3_s0_20261123-120000 --episodes 10
+    python train_agent.py evolve --config experiments/blimp_pd.yaml
+    python train_agent.py eval-blimp --pd runs/blimp_pd --i runs/blimp_i
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"  # headless: MuJoCo offscreen rendering through EGL
 
 from agents.actors import ACTOR_NAMES  # noqa: E402
+from experiments.blimp_cli import BLIMP_COMMANDS, add_blimp_commands  # noqa: E402
 from experiments.config import ALGO_NAMES, ConfigError, RunConfig, load_config, parse_override  # noqa: E402
 from experiments.run_dir import CheckpointError, RunDirectory, write_atomic  # noqa: E402
 from experiments.video import RenderingUnavailableError  # noqa: E402
@@ -54,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=12345, help="seed of the first evaluation episode")
     ev.add_argument("--checkpoint", choices=("final", "latest"), default="final", help="which model to load")
     ev.add_argument("--video", type=Path, help="also record one episode as an animated GIF")
+    add_blimp_commands(sub)
     return parser
 
 
@@ -134,7 +138,7 @@ def command_eval(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": command_train, "eval": command_eval}[args.command](args)
+        return {"train": command_train, "eval": command_eval, **BLIMP_COMMANDS}[args.command](args)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

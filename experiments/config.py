@@ -210,7 +210,12 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 
 def _build_section(name: str, values: dict[str, Any]) -> Any:
-    cls = SECTIONS[name]
+    return build_dataclass(SECTIONS[name], values, name)
+
+
+def build_dataclass(cls: type, values: dict[str, Any], name: str) -> Any:
+    """Instantiate config dataclass ``cls`` from a YAML mapping (section ``name``): unknown keys rejected by name,
+    values type-checked, ``ValueError`` from validation re-raised as :class:`ConfigError`."""
     if not isinstance(values, dict):
         raise ConfigError(f"section {name!r} must be a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
@@ -251,14 +256,16 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_override(text: str) -> tuple[str, str, Any]:
-    """``"section.key=value"`` -> ``(section, key, value)`` with ``value`` parsed as YAML."""
+def parse_override(text: str, sections: Any = None) -> tuple[str, str, Any]:
+    """``"section.key=value"`` -> ``(section, key, value)`` with ``value`` parsed as YAML (``sections``: the valid
+    section names, default those of :class:`RunConfig`)."""
+    sections = SECTIONS if sections is None else sections
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ConfigError(f"override {text!r} must look like section.key=value (e.g. actor.timesteps=8)")
     path, raw = text.split("=", 1)
     section, key = path.split(".", 1)
-    if section not in SECTIONS:
-        raise ConfigError(f"override {text!r}: unknown section {section!r}; valid: {', '.join(SECTIONS)}")
+    if section not in sections:
+        raise ConfigError(f"override {text!r}: unknown section {section!r}; valid: {', '.join(sections)}")
     return section, key, yaml.safe_load(raw)
 
 
