@@ -76,7 +76,7 @@ def command_evolve(args: argparse.Namespace) -> int:
 
 
 def command_eval_blimp(args: argparse.Namespace) -> int:
-    from experiments.blimp_eval import build_arms, run_comparison
+    from experiments.blimp_eval import build_arms, plot_learning_curves, run_comparison
 
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
@@ -84,6 +84,9 @@ def command_eval_blimp(args: argparse.Namespace) -> int:
     arms = build_arms(args.pd, args.i, args.rl)
     table = run_comparison(arms, profiles, args.repeats, args.seed, args.randomize, args.out)
     print(table)
+    evolved = {name: path for name, path in (("SNN-PD", args.pd), ("SNN-I", args.i)) if path is not None}
+    if evolved:
+        plot_learning_curves(evolved, args.out / "learning_curves.png")
     print(f"table and plots in {args.out}")
     return 0
 

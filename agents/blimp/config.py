@@ -67,6 +67,7 @@ class EvolutionConfig:
     sigma0: float = 0.1  # in normalised units: range / 10, as the paper
     seed: int = 0
     diagonal: bool = False  # sep-CMA-ES (needed for the N x N variants' 2k-3.6k genes)
+    min_std: float = 0.0  # floor of every coordinate's step (pycma ``minstd``) against premature σ collapse
     test_every: int = 25
     checkpoint_every: int = 50
     workers: int = 1  # > 1: Ray actors share each generation's evaluations
@@ -81,6 +82,8 @@ class EvolutionConfig:
             raise ConfigError(f"evolution.popsize must be >= 4, got {self.popsize}")
         if not 0 < self.sigma0 <= 1:
             raise ConfigError(f"evolution.sigma0 must be in (0, 1], got {self.sigma0}")
+        if not 0 <= self.min_std < self.sigma0:
+            raise ConfigError(f"evolution.min_std must be in [0, sigma0), got {self.min_std}")
 
 
 @dataclass

@@ -207,6 +207,11 @@ def _cma_version() -> str:
         return "not installed"
 
 
+def step_size(es) -> float:
+    """Mean per-coordinate standard deviation of the search distribution (σ · sqrt(diag C)), normalised units."""
+    return float(np.mean(es.result.stds))
+
+
 def _new_strategy(config: EvolveConfig, x0: np.ndarray):
     try:
         import cma
@@ -217,6 +222,7 @@ def _new_strategy(config: EvolveConfig, x0: np.ndarray):
         "popsize": config.evolution.popsize,
         "seed": config.evolution.seed + 1,  # pycma treats 0 as "random"
         "CMA_diagonal": config.evolution.diagonal,
+        "minstd": config.evolution.min_std,
         "verbose": -9,
         "verb_log": 0,
         "verb_disp": 0,
@@ -277,13 +283,13 @@ def evolve(
             "test_loss_generation_best": losses["generation_best"],
             "test_loss_cma_mean": losses["cma_mean"],
             "best_test_loss": state["best_test_loss"],
-            "sigma": float(es.sigma),
+            "sigma": step_size(es),
             "wall_time_s": time.perf_counter() - start_wall,
         }
         run.append_progress(row)
 
     if not resume:
-        mean = np.asarray(es.mean)
+        mean = np.asarray(es.result.xfavorite)
         train_loss, rate_enc, rate_hid = evaluator.evaluate(mean[None, :], int(rng.integers(len(data.train_errors))))
         train = {"train_loss_best": float(train_loss[0]), "train_loss_mean": float(train_loss[0])}
         train.update(rate_encoding=float(rate_enc[0]), rate_hidden=float(rate_hid[0]))
@@ -315,9 +321,11 @@ def evolve(
             }
             for key, value in train.items():
                 writer.add_scalar(f"train/{key}", value, generation)
-            writer.add_scalar("cma/sigma", float(es.sigma), generation)
+            writer.add_scalar("cma/sigma", step_size(es), generation)
             if generation % evo.test_every == 0 or generation == total:
-                test_and_log(generation, {"generation_best": genomes[best], "cma_mean": np.asarray(es.mean)}, train)
+                test_and_log(
+                    generation, {"generation_best": genomes[best], "cma_mean": np.asarray(es.result.xfavorite)}, train
+                )
                 bar.set_postfix_str(f"test {state['best_test_loss']:.3f} train {losses[best]:.3f}", refresh=False)
             state["generation"] = generation
             if generation % evo.checkpoint_every == 0 or generation == total:

@@ -125,6 +125,19 @@ class SNNArchitecture:
             parts.append((values.reshape(-1) - block.low) / (block.high - block.low))
         return np.concatenate(parts)
 
+    def encode(self, params: dict[str, np.ndarray]) -> np.ndarray:
+        """Parameter values ``{name: [*shape]}`` (one individual, every block) -> normalised genome ``[D]``."""
+        missing = [b.name for b in self.blocks() if b.name not in params]
+        if missing:
+            raise ValueError(f"missing parameter block(s): {', '.join(missing)}")
+        parts = []
+        for block in self.blocks():
+            values = np.asarray(params[block.name], dtype=np.float64)
+            if values.shape != block.shape:
+                raise ValueError(f"{block.name} must have shape {block.shape}, got {values.shape}")
+            parts.append((values.reshape(-1) - block.low) / (block.high - block.low))
+        return np.concatenate(parts)
+
     def decode(self, genomes: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
         """Normalised genomes ``[P, D]`` (clipped to [0, 1]) -> parameter tensors ``{name: [P, *shape]}``."""
         x = torch.as_tensor(np.asarray(genomes), dtype=DTYPE)
