@@ -1,7 +1,8 @@
 """Closed-loop tracking, actuation and neuromorphic-cost metrics of one blimp flight (design reference §6).
 
 Step metrics use the profile's hold segments: every hold after the first whose set-point differs from the previous
-one is a step (up or down). Tracking uses the true altitude ``z``; ``rmse_measured_cm`` uses the rangefinder.
+one is a step (up or down); steady-state error and limit cycle use every hold but the first (start-up) one.
+Tracking uses the true altitude ``z``; ``rmse_measured_cm`` uses the rangefinder.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def flight_metrics(flight: Flight) -> dict[str, float]:
         b = min(b, len(z))
         if b - a < 2:
             continue
+        if index == 0 and len(flight.holds) > 1:
+            continue  # the start-up hold is neither a step nor steady state
         tail = error[max(a, b - sse_ticks) : b]
         sse.append(np.abs(tail).mean())
         sse_signed.append(tail.mean())

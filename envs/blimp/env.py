@@ -49,7 +49,7 @@ class BlimpAltitudeEnv(gym.Env):
     (a ready :class:`ReferencePlan`) for that episode only.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
@@ -60,8 +60,13 @@ class BlimpAltitudeEnv(gym.Env):
         observation: str = "error",
         params: BlimpParameters | dict | None = None,
         step: float | None = None,
+        render_mode: str | None = None,
     ) -> None:
         _check_choice("reference profile", profile, list(PROFILES))
+        if render_mode is not None:
+            _check_choice("render mode", render_mode, self.metadata["render_modes"])
+        self.render_mode = render_mode
+        self._renderer: mujoco.Renderer | None = None
         if buoyancy is not None:
             _check_choice("buoyancy mode", buoyancy, BUOYANCY_MODES)
         _check_choice("observation mode", observation, OBSERVATION_MODES)
@@ -147,6 +152,18 @@ class BlimpAltitudeEnv(gym.Env):
             reward -= CONTACT_PENALTY
         truncated = self.tick >= len(self.plan.reference)
         return self._observation(), float(reward), terminated, truncated and not terminated, self._info(force)
+
+    def render(self) -> np.ndarray | None:
+        """An RGB frame ``[240, 320, 3]`` of the blimp (``render_mode="rgb_array"``), else ``None``."""
+        if self.render_mode != "rgb_array":
+            return None
+        if self._renderer is None or self._rendered_model is not self.model:
+            self._renderer, self._rendered_model = mujoco.Renderer(self.model, 240, 320), self.model
+        camera = mujoco.MjvCamera()
+        camera.lookat[:] = (0.0, 0.0, 1.5)
+        camera.distance, camera.azimuth, camera.elevation = 5.0, 90.0, -5.0
+        self._renderer.update_scene(self.data, camera)
+        return self._renderer.render()
 
     # ---- internals ---------------------------------------------------------------------------------
     @property

@@ -26,12 +26,13 @@ def blimp_mjcf(params: BlimpParameters) -> str:
   <option timestep="{params.physics_dt}" gravity="0 0 -{GRAVITY}" density="{params.air_density}"
           viscosity="{params.air_viscosity}" integrator="implicitfast"/>
   <worldbody>
-    <geom name="floor" type="plane" size="5 5 0.1"/>
+    <light pos="0 -4 5" dir="0 1 -1" diffuse="0.8 0.8 0.8"/>
+    <geom name="floor" type="plane" size="5 5 0.1" rgba="0.6 0.6 0.6 1"/>
     <body name="blimp" gravcomp="1">
       <joint name="z" type="slide" axis="0 0 1" range="{params.floor} {params.ceiling}" limited="true"
              damping="{params.linear_damping}"/>
       <geom name="envelope" type="ellipsoid" size="{a} {b} {c}" pos="0 0 {ENVELOPE_OFFSET}" mass="{params.mass}"
-            fluidshape="ellipsoid" contype="0" conaffinity="0"/>
+            fluidshape="ellipsoid" contype="0" conaffinity="0" rgba="0.85 0.85 0.9 1"/>
       <site name="lidar" zaxis="0 0 -1"/>
     </body>
   </worldbody>
