@@ -28,6 +28,7 @@ TABLE_COLUMNS = (
     ("rise_time_s", "rise s"),
     ("settling_time_s", "settle s"),
     ("flips", "flips"),
+    ("floor_contact_fraction", "landed"),
     ("spikes_per_s_hidden", "hidden spikes/s"),
     ("sops_per_s", "SOPs/s"),
 )
@@ -98,7 +99,7 @@ def run_comparison(
 
     for profile in profiles:
         episodes(profile, 1, seed)  # validates the names before any flying
-    env = BlimpAltitudeEnv(randomize=randomize)
+    env = BlimpAltitudeEnv(randomize=randomize, terminate_on_contact=False)  # a landed blimp may take off again
     rows, examples = [], {}
     jobs = [(p, a) for p in profiles for a in arms]
     for profile, arm in tqdm(jobs, desc="closed loop", unit="arm"):

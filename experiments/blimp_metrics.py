@@ -13,6 +13,7 @@ from agents.blimp.controllers import Flight
 
 SETTLING_BANDS_M = (0.05, 0.10)  # ±5 cm, or ±10 cm when the limit cycle exceeds ±5 cm
 SSE_WINDOW_S = 10.0
+FLOOR_CONTACT_M = 0.151  # the slide joint's lower limit is 0.15 m: the blimp has landed
 LIMIT_CYCLE_WINDOW_S = 20.0
 
 METRIC_NAMES = (
@@ -30,6 +31,7 @@ METRIC_NAMES = (
     "total_variation_u",
     "dead_band_fraction",
     "flips",
+    "floor_contact_fraction",
     "energy_proxy",
     "spikes_per_s_encoding",
     "spikes_per_s_hidden",
@@ -109,6 +111,7 @@ def flight_metrics(flight: Flight) -> dict[str, float]:
         "total_variation_u": float(np.sum(np.abs(np.diff(u)))),
         "dead_band_fraction": float(np.mean(flight["duty"] == 0.0)),
         "flips": float(flight.flips),
+        "floor_contact_fraction": float(np.mean(z <= FLOOR_CONTACT_M)),
         "energy_proxy": float(np.sum(np.abs(flight["thrust"]) ** 1.5) * dt),
         "spikes_per_s_encoding": activity.get("spikes_encoding", 0.0) / duration,
         "spikes_per_s_hidden": activity.get("spikes_hidden", 0.0) / duration,

@@ -183,3 +183,13 @@ def test_randomised_dynamics_stay_in_the_documented_ranges() -> None:
         assert 0.45 * 0.7 <= env.params.mass <= 0.45 * 1.3 and 0.25 <= env.params.flip_time <= 0.6
         masses.add(env.params.mass)
     assert len(masses) == 5
+
+
+def test_landed_blimp_can_stay_in_the_episode() -> None:
+    params = {"negative_net_weight": 0.5}
+    env = BlimpAltitudeEnv(profile="paper-pd", step=0.0, buoyancy="negative", params=params, terminate_on_contact=False)
+    env.reset(seed=0)
+    info = hold(env, 0.0, 100)
+    assert info["z"] == pytest.approx(0.15, abs=2e-3)  # resting on the slide joint's lower limit
+    _, reward, terminated, _, _ = env.step([0.0])
+    assert not terminated and reward < -10.0

@@ -2,8 +2,8 @@
 
 Observation (default ``"error"``): ``[h_ref - h_meas]`` in m, what the PID and the SNN see; ``"full"`` adds
 ``[h_ref, h_meas, u_prev / max_command]``. Action: ``[-1, 1]``, scaled by ``max_command`` to code units.
-Reward (for RL): ``-|h_ref - z| - 0.02 |u|/10 - 0.02 |Δu|/10``, and -10 when the blimp touches floor or ceiling
-(which ends the episode).
+Reward (for RL): ``-|h_ref - z| - 0.02 |u|/10 - 0.02 |Δu|/10``, and -10 for each tick at floor or ceiling contact
+(which ends the episode unless ``terminate_on_contact=False``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ class BlimpAltitudeEnv(gym.Env):
         observation: ``"error"`` or ``"full"``.
         params: nominal :class:`BlimpParameters` (or a mapping of overrides).
         step: Δh of the ``paper-pd`` profile (random from the protocol's set when ``None``).
+        render_mode: ``None`` or ``"rgb_array"``.
+        terminate_on_contact: end the episode when the blimp touches floor or ceiling (RL); when false the slide
+            joint's limits hold it there (it lands) and the episode runs on, as in the closed-loop comparison.
 
     ``reset(options=...)`` accepts ``profile``, ``duration_s``, ``buoyancy``, ``randomize``, ``step`` and ``plan``
     (a ready :class:`ReferencePlan`) for that episode only.
@@ -61,11 +64,13 @@ class BlimpAltitudeEnv(gym.Env):
         params: BlimpParameters | dict | None = None,
         step: float | None = None,
         render_mode: str | None = None,
+        terminate_on_contact: bool = True,
     ) -> None:
         _check_choice("reference profile", profile, list(PROFILES))
         if render_mode is not None:
             _check_choice("render mode", render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
+        self.terminate_on_contact = terminate_on_contact
         self._renderer: mujoco.Renderer | None = None
         if buoyancy is not None:
             _check_choice("buoyancy mode", buoyancy, BUOYANCY_MODES)
@@ -147,9 +152,10 @@ class BlimpAltitudeEnv(gym.Env):
         reference = self.reference
         reward = -abs(reference - z) - 0.02 * abs(u) / p.max_command - 0.02 * abs(u - self.u_prev) / p.max_command
         self.u_prev = u
-        terminated = z <= p.floor + 1e-3 or z >= p.ceiling - 1e-3
-        if terminated:
+        contact = z <= p.floor + 1e-3 or z >= p.ceiling - 1e-3
+        if contact:
             reward -= CONTACT_PENALTY
+        terminated = contact and self.terminate_on_contact
         truncated = self.tick >= len(self.plan.reference)
         return self._observation(), float(reward), terminated, truncated and not terminated, self._info(force)
 
