@@ -117,7 +117,8 @@ def test_corrupt_checkpoint_and_unknown_profile_are_reported(evolved: Path, tmp_
     (broken / "config.yaml").write_text((evolved / "config.yaml").read_text())
     (broken / "checkpoint.pkl").write_bytes(b"not a pickle")
     assert run_cli("evolve", "--resume", broken) == 2
-    assert "checkpoint" in capsys.readouterr().err and "corrupt" in capsys.readouterr().err + "corrupt"
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint") and "checkpoint.pkl is corrupt" in err
     assert run_cli("eval-blimp", "--profiles", "stairs", "--out", tmp_path / "o") == 2
     assert "unknown reference profile 'stairs'; valid: paper-pd" in capsys.readouterr().err
 
