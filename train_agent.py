@@ -10,6 +10,8 @@ Examples::
     python train_agent.py train --framework rllib --algo ppo --actor popsan --env Hopper-v5 --num-env-runners 2
     python train_agent.py export runs/Hopper-v5_ilcsan_td3_s0_20261123-120000 --out exports/hopper --format c,npz,nir
     python train_agent.py traffic --agent mtlight --scenario grid2x2 --backend sumo --episodes 30
+    python train_agent.py evolve --config experiments/blimp_pd.yaml
+    python train_agent.py eval-blimp --pd runs/blimp_pd --i runs/blimp_i
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"  # headless: MuJoCo offscreen rendering through EGL
 
 from agents.actors import ACTOR_NAMES  # noqa: E402
+from experiments.blimp_cli import BLIMP_COMMANDS, add_blimp_commands  # noqa: E402
 from experiments.config import ALGO_NAMES, FRAMEWORKS, ConfigError, RunConfig, load_config, parse_override  # noqa: E402
 from experiments.run_dir import CheckpointError, RunDirectory, write_atomic  # noqa: E402
 from experiments.traffic_cli import TRAFFIC_COMMANDS, add_traffic_commands  # noqa: E402
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--episodes", type=int, default=10, help="closed-loop episodes per policy for the report")
     ex.add_argument("--seed", type=int, default=12345, help="seed of the first report episode")
     add_traffic_commands(sub)
+    add_blimp_commands(sub)
     return parser
 
 
@@ -166,7 +170,13 @@ def command_export(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"train": command_train, "eval": command_eval, "export": command_export, **TRAFFIC_COMMANDS}
+        commands = {
+            "train": command_train,
+            "eval": command_eval,
+            "export": command_export,
+            **TRAFFIC_COMMANDS,
+            **BLIMP_COMMANDS,
+        }
         return commands[args.command](args)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,5 +1,6 @@
-"""Environments: the gymnasium/MuJoCo factory, wrappers, and (later) the blimp and traffic environments."""
+"""Environments: gymnasium/MuJoCo factory, wrappers, the blimp (``spikerl/BlimpAltitude-v0``) and (later) traffic."""
 
+import envs.blimp  # noqa: F401  (registers spikerl/BlimpAltitude-v0)
 from envs.factory import (
     MUJOCO_TASKS,
     IncompatibleEnvironmentError,

@@ -291,8 +291,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {annotation}")
 
 
-def _build_section(name: str, values: dict[str, Any], sections: dict[str, type] | None = None) -> Any:
-    cls = (sections or SECTIONS)[name]
+def build_dataclass(cls: type, values: dict[str, Any], name: str) -> Any:
+    """Instantiate config dataclass ``cls`` from a YAML mapping (section ``name``): unknown keys rejected by name,
+    values type-checked, ``ValueError`` from validation re-raised as :class:`ConfigError`."""
     if not isinstance(values, dict):
         raise ConfigError(f"section {name!r} must be a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
@@ -321,7 +322,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
         sections["algo"] = _noisysan_algo(sections["algo"])
     elif sections["noise"]:
         raise ConfigError("section noise applies only to actor noisysan")
-    config = RunConfig(**{name: _build_section(name, values) for name, values in sections.items()})
+    config = RunConfig(**{name: build_dataclass(SECTIONS[name], values, name) for name, values in sections.items()})
     if config.actor.name == "noisysan":
         config.noise.ceiling(config.env.id)
     return config
@@ -330,7 +331,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 def _noisysan_algo(algo: Any) -> Any:
     """NoisySAN trains with TD3 and explores through network noise only: the algo section without action noise."""
     if not isinstance(algo, dict):
-        return algo  # _build_section reports the malformed section
+        return algo  # build_dataclass reports the malformed section
     name = algo.get("name", AlgoConfig.name)
     if name != "td3":
         raise ConfigError(f"actor noisysan trains with algo td3 only (network-noise exploration), got {name!r}")
@@ -357,9 +358,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_override(text: str, sections: dict[str, type] | None = None) -> tuple[str, str, Any]:
-    """``"section.key=value"`` -> ``(section, key, value)`` with ``value`` parsed as YAML."""
-    sections = sections or SECTIONS
+def parse_override(text: str, sections: Any = None) -> tuple[str, str, Any]:
+    """``"section.key=value"`` -> ``(section, key, value)`` with ``value`` parsed as YAML (``sections``: the valid
+    section names, default those of :class:`RunConfig`)."""
+    sections = SECTIONS if sections is None else sections
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ConfigError(f"override {text!r} must look like section.key=value (e.g. actor.timesteps=8)")
     path, raw = text.split("=", 1)

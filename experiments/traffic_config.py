@@ -20,7 +20,7 @@ from envs.traffic.datasets import DATASETS, GRID_PATTERN, UnknownScenarioError, 
 from envs.traffic.env import TrafficEnvSettings
 from envs.traffic.grid import GridSpec
 from envs.traffic.scenario import Scenario
-from experiments.config import ConfigError, _build_section, read_yaml
+from experiments.config import ConfigError, build_dataclass, read_yaml
 
 
 @dataclass
@@ -99,7 +99,7 @@ def traffic_config_from_dict(data: dict[str, Any]) -> TrafficRunConfig:
     unknown = sorted(set(data) - set(TRAFFIC_SECTIONS))
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(TRAFFIC_SECTIONS)}")
-    sections = {name: _build_section(name, data.get(name) or {}, TRAFFIC_SECTIONS) for name in TRAFFIC_SECTIONS}
+    sections = {name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in TRAFFIC_SECTIONS.items()}
     return TrafficRunConfig(**sections)
 
 

@@ -1,0 +1,118 @@
+"""Configuration of an SNN evolution run, loaded from YAML with the project's typed, unknown-key-rejecting loader.
+
+A config has three sections, each optional::
+
+    network:   {hidden: 40, variant: lif, readout_decay_max: 1.0}
+    data:      {target: pd, train_windows: 100, window_s: 80, test_s: 500, seed: 0, kp: 9, ki: 0.75, kd: 14}
+    evolution: {generations: 2000, popsize: 50, sigma0: 0.1, seed: 0, diagonal: false, test_every: 25, ...}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.blimp.datasets import TARGETS
+from agents.blimp.pid import PIDGains
+from agents.blimp.snn import HIDDEN_VARIANTS, SNNArchitecture
+from experiments.config import ConfigError, build_dataclass, read_yaml
+
+
+@dataclass
+class NetworkConfig:
+    hidden: int = 40
+    variant: str = "lif"
+    readout_decay_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.variant not in HIDDEN_VARIANTS:
+            raise ConfigError(f"network.variant: unknown {self.variant!r}; valid: {', '.join(HIDDEN_VARIANTS)}")
+        self.architecture()  # validates the rest
+
+    def architecture(self) -> SNNArchitecture:
+        return SNNArchitecture(self.hidden, self.variant, self.readout_decay_max)
+
+
+@dataclass
+class DataConfig:
+    target: str = "pd"
+    train_windows: int = 100
+    window_s: float = 80.0
+    test_s: float = 500.0
+    seed: int = 0
+    kp: float = 9.0
+    ki: float = 0.75
+    kd: float = 14.0
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"data.target: unknown {self.target!r}; valid: {', '.join(TARGETS)}")
+        if self.train_windows < 1:
+            raise ConfigError(f"data.train_windows must be >= 1, got {self.train_windows}")
+        for key in ("window_s", "test_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"data.{key} must be > 0, got {getattr(self, key)}")
+
+    @property
+    def gains(self) -> PIDGains:
+        return PIDGains(self.kp, self.ki, self.kd)
+
+
+@dataclass
+class EvolutionConfig:
+    generations: int = 2000
+    popsize: int = 50
+    sigma0: float = 0.1  # in normalised units: range / 10, as the paper
+    seed: int = 0
+    diagonal: bool = False  # sep-CMA-ES (needed for the N x N variants' 2k-3.6k genes)
+    min_std: float = 0.0  # floor of every coordinate's step (pycma ``minstd``) against premature σ collapse
+    test_every: int = 25
+    checkpoint_every: int = 50
+    workers: int = 1  # > 1: Ray actors share each generation's evaluations
+    num_threads: int = 1
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("generations", "popsize", "test_every", "checkpoint_every", "workers", "num_threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"evolution.{key} must be >= 1, got {getattr(self, key)}")
+        if self.popsize < 4:
+            raise ConfigError(f"evolution.popsize must be >= 4, got {self.popsize}")
+        if not 0 < self.sigma0 <= 1:
+            raise ConfigError(f"evolution.sigma0 must be in (0, 1], got {self.sigma0}")
+        if not 0 <= self.min_std < self.sigma0:
+            raise ConfigError(f"evolution.min_std must be in [0, sigma0), got {self.min_std}")
+
+
+@dataclass
+class EvolveConfig:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+EVOLVE_SECTIONS: dict[str, type] = {"network": NetworkConfig, "data": DataConfig, "evolution": EvolutionConfig}
+
+
+def evolve_config_from_dict(data: dict[str, Any]) -> EvolveConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(EVOLVE_SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(EVOLVE_SECTIONS)}")
+    return EvolveConfig(**{k: build_dataclass(cls, data.get(k) or {}, k) for k, cls in EVOLVE_SECTIONS.items()})
+
+
+def load_evolve_config(path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> EvolveConfig:
+    """Config from an optional YAML file with ``{section: {key: value}}`` overrides on top."""
+    data = read_yaml(path) if path is not None else {}
+    for section, values in (overrides or {}).items():
+        if section not in EVOLVE_SECTIONS:
+            raise ConfigError(f"unknown section {section!r}; valid: {', '.join(EVOLVE_SECTIONS)}")
+        data[section] = {**(data.get(section) or {}), **values}
+    return evolve_config_from_dict(data)

@@ -1,0 +1,94 @@
+"""Blimp subcommands of ``train_agent.py``: ``evolve`` (CMA-ES SNN imitation) and ``eval-blimp`` (closed loop)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments.config import ConfigError, parse_override
+
+
+def add_blimp_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``evolve`` and ``eval-blimp`` on the CLI's subparsers."""
+    evolve = sub.add_parser("evolve", help="evolve a blimp SNN controller with CMA-ES (or resume a run)")
+    evolve.add_argument("--config", type=Path, help="YAML config (sections network, data, evolution)")
+    evolve.add_argument(
+        "--run-dir", type=Path, help="run directory (default: runs/blimp_<target>_<variant>_s<seed>_<time>)"
+    )
+    evolve.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue RUN_DIR from its checkpoint")
+    evolve.add_argument("--generations", type=int, help="total generations (also extends a resumed run)")
+    evolve.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
+    )
+    evolve.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    ev = sub.add_parser("eval-blimp", help="closed-loop comparison of PID, evolved SNN and an RL actor on the blimp")
+    ev.add_argument("--pd", type=Path, metavar="RUN_DIR", help="evolution run of the SNN-PD controller")
+    ev.add_argument("--i", type=Path, metavar="RUN_DIR", help="evolution run of the SNN-I controller")
+    ev.add_argument("--rl", type=Path, metavar="RUN_DIR", help="SB3 run trained on spikerl/BlimpAltitude-v0")
+    ev.add_argument("--profiles", default="paper-pd,paper-full,disturb,ramp,sine", help="comma-separated profiles")
+    ev.add_argument("--repeats", type=int, default=5, help="episodes per profile (per step for paper-pd)")
+    ev.add_argument("--seed", type=int, default=1000, help="seed of the first episode")
+    ev.add_argument("--randomize", action="store_true", help="held-out randomised dynamics instead of nominal")
+    ev.add_argument("--out", type=Path, default=Path("docs/results/blimp"), help="output folder (table + plots)")
+
+
+def command_evolve(args: argparse.Namespace) -> int:
+    from agents.blimp.config import EVOLVE_SECTIONS, load_evolve_config
+    from agents.blimp.evolution import EvolutionRun, evolve
+
+    if args.generations is not None and args.generations < 1:
+        raise ConfigError(f"--generations must be >= 1, got {args.generations}")
+    if args.resume is not None:
+        if args.config or args.set or args.run_dir:
+            raise ConfigError("--resume continues a run with its saved config; only --generations may change")
+        run = EvolutionRun(args.resume)
+        config = run.load_config()
+        generation = run.load_checkpoint()["generation"]
+        print(f"resuming {run.path} from generation {generation}")
+        if args.no_progress:
+            config.evolution.progress_bar = False
+        result = evolve(config, run, resume=True, generations=args.generations)
+    else:
+        overrides: dict[str, dict[str, Any]] = {}
+        for section, key, value in (parse_override(text, EVOLVE_SECTIONS) for text in args.set):
+            overrides.setdefault(section, {})[key] = value
+        if args.no_progress:
+            overrides.setdefault("evolution", {})["progress_bar"] = False
+        if args.generations is not None:
+            overrides.setdefault("evolution", {})["generations"] = args.generations
+        config = load_evolve_config(args.config, overrides)
+        path = args.run_dir or Path("runs") / (
+            f"blimp_{config.data.target}_{config.network.variant}_s{config.evolution.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+        run = EvolutionRun(path)
+        if run.config_file.exists():
+            raise ConfigError(f"{path} already holds a run; use --resume {path} or another --run-dir")
+        print(f"run directory: {run.path}")
+        result = evolve(config, run)
+    print(
+        f"done: {result.generations} generations, best test loss {result.best_test_loss:.4f} "
+        f"(generation {result.best_generation}), {result.wall_time_s:.0f} s; best genome in {run.best_file}"
+    )
+    return 0
+
+
+def command_eval_blimp(args: argparse.Namespace) -> int:
+    from experiments.blimp_eval import build_arms, plot_learning_curves, run_comparison
+
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    arms = build_arms(args.pd, args.i, args.rl)
+    table = run_comparison(arms, profiles, args.repeats, args.seed, args.randomize, args.out)
+    print(table)
+    evolved = {name: path for name, path in (("SNN-PD", args.pd), ("SNN-I", args.i)) if path is not None}
+    if evolved:
+        plot_learning_curves(evolved, args.out / "learning_curves.png")
+    print(f"table and plots in {args.out}")
+    return 0
+
+
+BLIMP_COMMANDS = {"evolve": command_evolve, "eval-blimp": command_eval_blimp}

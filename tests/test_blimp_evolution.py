@@ -1,0 +1,129 @@
+"""Blimp SNN evolution and CLI: a short CMA-ES run lowers the imitation loss, resumes from its checkpoint, and the
+closed-loop comparison and the RL baseline path run end to end; bad input fails with one clear line."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import train_agent
+from agents.blimp.config import load_evolve_config
+from agents.blimp.evolution import EvolutionRun
+
+TINY = [
+    "--set", "network.hidden=10", "--set", "data.train_windows=3", "--set", "data.window_s=25",
+    "--set", "data.test_s=40", "--set", "evolution.popsize=16", "--set", "evolution.test_every=10",
+    "--set", "evolution.checkpoint_every=10", "--no-progress",
+]  # fmt: skip
+
+
+def run_cli(*args: object) -> int:
+    return train_agent.main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def evolved(tmp_path_factory) -> Path:
+    """40 generations of the PD imitation, interrupted after 20 and resumed."""
+    run = tmp_path_factory.mktemp("evolve") / "pd"
+    assert run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", run, "--generations", 20, *TINY) == 0
+    assert run_cli("evolve", "--resume", run, "--generations", 40, "--no-progress") == 0
+    return run
+
+
+def progress(run: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((run / "progress.csv").open()))
+
+
+def test_short_evolution_lowers_the_imitation_loss(evolved: Path) -> None:
+    rows = progress(evolved)
+    assert [int(r["generation"]) for r in rows] == [0, 10, 20, 30, 40]  # resumed without duplicates or gaps
+    initial, final = float(rows[0]["best_test_loss"]), float(rows[-1]["best_test_loss"])
+    assert final < initial - 0.1
+    best = np.load(evolved / "best.npz")
+    assert float(best["test_loss"]) == pytest.approx(final)
+    assert list((evolved / "tensorboard").rglob("events.out.tfevents.*"))
+    config = EvolutionRun(evolved).load_config()
+    assert config.network.hidden == 10 and config.evolution.generations == 20
+
+
+def test_resume_continues_the_same_search(evolved: Path) -> None:
+    state = EvolutionRun(evolved).load_checkpoint()
+    assert state["generation"] == 40 and state["es"].countiter == 40
+
+
+def test_crashed_run_resumes_from_its_last_checkpoint(evolved: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(evolved, copy)
+    state = EvolutionRun(copy).load_checkpoint()
+    state["generation"] = 30  # as if the process died after writing rows up to 40 but checkpointing at 30
+    state["es"].countiter = 30
+    (copy / "checkpoint.pkl").write_bytes(pickle.dumps(state))
+    assert run_cli("evolve", "--resume", copy, "--generations", 40, "--no-progress") == 0
+    assert [int(r["generation"]) for r in progress(copy)] == [0, 10, 20, 30, 40]
+
+
+def test_closed_loop_comparison_writes_table_and_plots(evolved: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    code = run_cli("eval-blimp", "--pd", evolved, "--i", evolved, "--profiles", "paper-pd", "--repeats", 1,
+                   "--out", out)  # fmt: skip
+    assert code == 0
+    rows = {r["arm"]: r for r in csv.DictReader((out / "comparison.csv").open())}
+    assert set(rows) == {"pid", "pd", "snn-pd", "pd+snn-i", "snn-pd+snn-i"}
+    assert int(rows["pid"]["episodes"]) == 5  # five paper steps x 1 repeat
+    assert float(rows["pid"]["sse_cm_mean"]) < 5.0
+    assert float(rows["snn-pd"]["spikes_per_s_hidden_mean"]) > 0 and float(rows["pid"]["sops_per_s_mean"]) == 0
+    assert (out / "flight_paper-pd.png").stat().st_size > 10_000 and (out / "learning_curves.png").is_file()
+    assert "| paper-pd | snn-pd |" in (out / "comparison.md").read_text()
+
+
+def test_rl_baseline_trains_on_the_blimp_environment(tmp_path: Path) -> None:
+    run = tmp_path / "rl"
+    overrides = ["--set", "actor.hidden_sizes=[16, 16]", "--set", "actor.timesteps=3", "--set",
+                 "algo.learning_starts=50", "--set", "algo.batch_size=16", "--set", "algo.gradient_steps=5",
+                 "--set", "train.eval_freq=200", "--set", "train.eval_episodes=1", "--no-progress"]  # fmt: skip
+    code = run_cli("train", "--env", "spikerl/BlimpAltitude-v0", "--actor", "ilcsan", "--algo", "td3",
+                   "--timesteps", 200, "--run-dir", run, *overrides)  # fmt: skip
+    assert code == 0 and (run / "model.zip").is_file()
+    out = tmp_path / "cmp"
+    assert run_cli("eval-blimp", "--rl", run, "--profiles", "disturb", "--repeats", 1, "--out", out) == 0
+    rows = {r["arm"]: r for r in csv.DictReader((out / "comparison.csv").open())}
+    assert float(rows["rl"]["sops_per_s_mean"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "network.variant=alif"], "network.variant: unknown 'alif'; valid: lif, recurrent, iwta"),
+        (["--set", "evolution.popsize=2"], "evolution.popsize must be >= 4"),
+        (["--set", "data.targets=pd"], "unknown key(s) in data: targets"),
+        (["--set", "solver.popsize=8"], "unknown section 'solver'; valid: network, data, evolution"),
+    ],
+)
+def test_bad_evolve_config_is_one_error_line(args, message, tmp_path: Path, capsys) -> None:
+    assert run_cli("evolve", "--run-dir", tmp_path / "x", *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_corrupt_checkpoint_and_unknown_profile_are_reported(evolved: Path, tmp_path: Path, capsys) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text((evolved / "config.yaml").read_text())
+    (broken / "checkpoint.pkl").write_bytes(b"not a pickle")
+    assert run_cli("evolve", "--resume", broken) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint") and "checkpoint.pkl is corrupt" in err
+    assert run_cli("eval-blimp", "--profiles", "stairs", "--out", tmp_path / "o") == 2
+    assert "unknown reference profile 'stairs'; valid: paper-pd" in capsys.readouterr().err
+
+
+def test_config_defaults_match_the_paper() -> None:
+    config = load_evolve_config("experiments/blimp_i.yaml")
+    assert config.network.variant == "iwta" and config.network.readout_decay_max == 0.3
+    assert config.evolution.popsize == 50 and config.data.target == "i"
