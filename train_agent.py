@@ -22,14 +22,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"  # headless: MuJoCo offscreen rendering through EGL
 
 from agents.actors import ACTOR_NAMES  # noqa: E402
 from experiments.blimp_cli import BLIMP_COMMANDS, add_blimp_commands  # noqa: E402
-from experiments.config import ALGO_NAMES, FRAMEWORKS, ConfigError, RunConfig, load_config, parse_override  # noqa: E402
+from experiments.config import ALGO_NAMES, FRAMEWORKS, ConfigError, RunConfig, cli_overrides, load_config  # noqa: E402
 from experiments.run_dir import CheckpointError, RunDirectory, write_atomic  # noqa: E402
 from experiments.traffic_cli import TRAFFIC_COMMANDS, add_traffic_commands  # noqa: E402
 from experiments.video import RenderingUnavailableError  # noqa: E402
@@ -77,9 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_train_config(args: argparse.Namespace) -> RunConfig:
-    overrides: dict[str, dict[str, Any]] = {}
-    for section, key, value in (parse_override(text) for text in args.set):
-        overrides.setdefault(section, {})[key] = value
     flags = {
         ("algo", "name"): args.algo,
         ("actor", "name"): args.actor,
@@ -88,12 +84,9 @@ def resolve_train_config(args: argparse.Namespace) -> RunConfig:
         ("train", "seed"): args.seed,
         ("train", "framework"): args.framework,
         ("train", "num_env_runners"): args.num_env_runners,
+        ("train", "progress_bar"): False if args.no_progress else None,
     }
-    for (section, key), value in flags.items():
-        if value is not None:
-            overrides.setdefault(section, {})[key] = value
-    if args.no_progress:
-        overrides.setdefault("train", {})["progress_bar"] = False
+    overrides = cli_overrides(args.set, flags)
     return load_config(args.config, overrides)
 
 

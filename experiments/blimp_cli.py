@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
-from experiments.config import ConfigError, parse_override
+from experiments.config import ConfigError, cli_overrides
 
 
 def add_blimp_commands(sub: argparse._SubParsersAction) -> None:
@@ -52,13 +51,11 @@ def command_evolve(args: argparse.Namespace) -> int:
             config.evolution.progress_bar = False
         result = evolve(config, run, resume=True, generations=args.generations)
     else:
-        overrides: dict[str, dict[str, Any]] = {}
-        for section, key, value in (parse_override(text, EVOLVE_SECTIONS) for text in args.set):
-            overrides.setdefault(section, {})[key] = value
-        if args.no_progress:
-            overrides.setdefault("evolution", {})["progress_bar"] = False
-        if args.generations is not None:
-            overrides.setdefault("evolution", {})["generations"] = args.generations
+        flags = {
+            ("evolution", "progress_bar"): False if args.no_progress else None,
+            ("evolution", "generations"): args.generations,
+        }
+        overrides = cli_overrides(args.set, flags, EVOLVE_SECTIONS)
         config = load_evolve_config(args.config, overrides)
         path = args.run_dir or Path("runs") / (
             f"blimp_{config.data.target}_{config.network.variant}_s{config.evolution.seed}_{time.strftime('%Y%m%d-%H%M%S')}"

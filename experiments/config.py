@@ -309,20 +309,26 @@ def build_dataclass(cls: type, values: dict[str, Any], name: str) -> Any:
         raise ConfigError(str(err)) from err
 
 
-def config_from_dict(data: dict[str, Any]) -> RunConfig:
-    """Build and validate a :class:`RunConfig` from nested mappings."""
+def build_sections(data: Any, sections: dict[str, type]) -> dict[str, Any]:
+    """Each section of a config mapping built as its dataclass (``sections``: name -> class); unknown sections,
+    keys and wrongly typed values are rejected by name."""
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(SECTIONS))
+    unknown = sorted(set(data) - set(sections))
     if unknown:
-        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
-    sections = {name: data.get(name) or {} for name in SECTIONS}
-    actor = sections["actor"]
-    if isinstance(actor, dict) and actor.get("name", ActorConfig.name) == "noisysan":
-        sections["algo"] = _noisysan_algo(sections["algo"])
-    elif sections["noise"]:
-        raise ConfigError("section noise applies only to actor noisysan")
-    config = RunConfig(**{name: build_dataclass(SECTIONS[name], values, name) for name, values in sections.items()})
+        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(sections)}")
+    return {name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in sections.items()}
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Build and validate a :class:`RunConfig` from nested mappings."""
+    if isinstance(data, dict):
+        actor = data.get("actor") or {}
+        if isinstance(actor, dict) and actor.get("name", ActorConfig.name) == "noisysan":
+            data = {**data, "algo": _noisysan_algo(data.get("algo") or {})}
+        elif data.get("noise"):
+            raise ConfigError("section noise applies only to actor noisysan")
+    config = RunConfig(**build_sections(data, SECTIONS))
     if config.actor.name == "noisysan":
         config.noise.ceiling(config.env.id)
     return config
@@ -354,7 +360,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of sections (env, actor, algo, train)")
+        raise ConfigError(f"{path}: a config must be a mapping of sections")
     return data
 
 
@@ -371,11 +377,28 @@ def parse_override(text: str, sections: Any = None) -> tuple[str, str, Any]:
     return section, key, yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
-    """Config from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
+def read_config_data(path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Raw config mapping from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
     data = read_yaml(path) if path is not None else {}
     for section, values in (overrides or {}).items():
-        merged = dict(data.get(section) or {})
-        merged.update(values)
-        data[section] = merged
-    return config_from_dict(data)
+        data[section] = {**(data.get(section) or {}), **values}
+    return data
+
+
+def cli_overrides(
+    texts: list[str], flags: dict[tuple[str, str], Any], sections: dict[str, type] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``--set section.key=value`` texts plus command-line flags (``{(section, key): value}``; None = not given)
+    as ``{section: {key: value}}``, flags last."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for section, key, value in (parse_override(text, sections) for text in texts):
+        overrides.setdefault(section, {})[key] = value
+    for (section, key), value in flags.items():
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
+    """Config from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
+    return config_from_dict(read_config_data(path, overrides))

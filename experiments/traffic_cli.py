@@ -16,13 +16,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from agents.traffic.config import AGENT_NAMES
-from envs.traffic.env import BACKENDS
-from experiments.config import ConfigError, parse_override
+from experiments.config import ConfigError, cli_overrides
 from experiments.run_dir import CheckpointError, write_atomic
 
 
@@ -30,9 +27,11 @@ def add_traffic_commands(sub: argparse._SubParsersAction) -> None:
     """Register the ``traffic`` and ``traffic-eval`` subcommands."""
     train = sub.add_parser("traffic", help="train a traffic-signal controller (or resume a run)")
     train.add_argument("--config", type=Path, help="YAML config (sections scenario, env, agent, train)")
-    train.add_argument("--agent", choices=AGENT_NAMES, help="controller")
+    # names are checked by the config (which lists the valid ones): this module stays importable without the
+    # traffic extra, so the rest of the CLI works where SUMO/PettingZoo are not installed
+    train.add_argument("--agent", help="controller: fixedtime, maxpressure, dqn or mtlight")
     train.add_argument("--scenario", help="gridCxR (e.g. grid2x2) or a dataset (jinan_3x4, hangzhou_4x4, ...)")
-    train.add_argument("--backend", choices=BACKENDS, help="simulator")
+    train.add_argument("--backend", help="simulator: sumo or cityflow")
     train.add_argument("--episodes", type=int, help="training episodes (baselines: evaluation episodes)")
     train.add_argument("--seed", type=int, help="random seed")
     train.add_argument("--data-dir", help="benchmark data directory (default $SPIKERL_TRAFFIC_DATA)")
@@ -53,9 +52,15 @@ def _traffic_errors(command):
     """Turn simulator failures (SUMO's message, missing CityFlow) into the CLI's one-line user errors."""
 
     def wrapped(args: argparse.Namespace) -> int:
-        from envs.traffic.cityflow_backend import CityFlowUnavailableError
-        from envs.traffic.sumo_net import SumoError
-
+        try:
+            from envs.traffic.cityflow_backend import CityFlowUnavailableError
+            from envs.traffic.sumo_net import SumoError
+        except ModuleNotFoundError as err:
+            print(
+                f"error: traffic control needs the traffic extra (pip install 'spikerl[traffic]'): {err}",
+                file=sys.stderr,
+            )
+            return 2
         try:
             return command(args)
         except (SumoError, CityFlowUnavailableError) as err:
@@ -81,9 +86,6 @@ def command_traffic(args: argparse.Namespace) -> int:
         print(f"resuming {run.path} from {run.latest_checkpoint().path.name} to {config.train.episodes} episodes")
         row = train(config, run, resume=True)
     else:
-        overrides: dict[str, dict[str, Any]] = {}
-        for section, key, value in (parse_override(text, TRAFFIC_SECTIONS) for text in args.set):
-            overrides.setdefault(section, {})[key] = value
         flags = {
             ("agent", "name"): args.agent,
             ("scenario", "name"): args.scenario,
@@ -91,12 +93,9 @@ def command_traffic(args: argparse.Namespace) -> int:
             ("env", "backend"): args.backend,
             ("train", "episodes"): args.episodes,
             ("train", "seed"): args.seed,
+            ("train", "progress_bar"): False if args.no_progress else None,
         }
-        for (section, key), value in flags.items():
-            if value is not None:
-                overrides.setdefault(section, {})[key] = value
-        if args.no_progress:
-            overrides.setdefault("train", {})["progress_bar"] = False
+        overrides = cli_overrides(args.set, flags, TRAFFIC_SECTIONS)
         config = load_traffic_config(args.config, overrides)
         path = args.run_dir or Path("runs") / (
             f"traffic_{config.scenario.name}_{config.agent.name}_{config.env.backend}_s{config.train.seed}_"

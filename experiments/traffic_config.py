@@ -20,7 +20,7 @@ from envs.traffic.datasets import DATASETS, GRID_PATTERN, UnknownScenarioError, 
 from envs.traffic.env import TrafficEnvSettings
 from envs.traffic.grid import GridSpec
 from envs.traffic.scenario import Scenario
-from experiments.config import ConfigError, build_dataclass, read_yaml
+from experiments.config import ConfigError, build_sections, read_config_data
 
 
 @dataclass
@@ -94,20 +94,11 @@ TRAFFIC_SECTIONS: dict[str, type] = {
 
 
 def traffic_config_from_dict(data: dict[str, Any]) -> TrafficRunConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(TRAFFIC_SECTIONS))
-    if unknown:
-        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(TRAFFIC_SECTIONS)}")
-    sections = {name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in TRAFFIC_SECTIONS.items()}
-    return TrafficRunConfig(**sections)
+    return TrafficRunConfig(**build_sections(data, TRAFFIC_SECTIONS))
 
 
 def load_traffic_config(
     path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
 ) -> TrafficRunConfig:
     """Config from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
-    data = read_yaml(path) if path is not None else {}
-    for section, values in (overrides or {}).items():
-        data[section] = {**(data.get(section) or {}), **values}
-    return traffic_config_from_dict(data)
+    return traffic_config_from_dict(read_config_data(path, overrides))

@@ -18,7 +18,6 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_nor
 from tqdm import tqdm
 
 from agents.sb3 import ALGORITHMS, POLICIES, NoisyTD3
-from agents.sb3.td3 import NoisySANPolicy
 from envs import check_continuous_actions, make_vec_env
 from experiments.config import RunConfig
 from experiments.evaluation import evaluation_row, evaluation_scalars, rollout
@@ -62,9 +61,8 @@ def build_model(config: RunConfig, env: VecEnv, tensorboard_log: str | None = No
         hp["action_noise"] = NormalActionNoise(np.zeros(dim), sigma * np.ones(dim)) if sigma > 0 else None
     if "buffer_size" in hp:  # a run never stores more transitions than it takes steps
         hp["buffer_size"] = min(hp["buffer_size"], config.train.timesteps)
-    policy = NoisySANPolicy if config.actor.name == "noisysan" else POLICIES[config.algo.name]
     return algorithm_class(config)(
-        policy,
+        POLICIES[config.algo.name],  # builds the actor named in actor_config
         env,
         policy_kwargs=policy_kwargs,
         seed=config.train.seed,
@@ -168,8 +166,7 @@ class PeriodicEvaluation(BaseCallback):
         if isinstance(self.eval_env, VecNormalize):
             sync_envs_normalization(self.training_env, self.eval_env)
         stats = rollout(self.model, self.eval_env, self.train_cfg.eval_episodes)
-        if isinstance(self.model, NoisyTD3):  # the latest return drives NoisySAN's noise reduction
-            self.model.report_evaluation(stats.mean_return)
+        self.model.report_evaluation(stats.mean_return)
         self.run.append_evaluation(evaluation_row(self.num_timesteps, stats, time.time() - self.started))
         for key, value in evaluation_scalars(stats).items():
             self.logger.record(key, value)

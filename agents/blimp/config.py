@@ -17,7 +17,7 @@ from typing import Any
 from agents.blimp.datasets import TARGETS
 from agents.blimp.pid import PIDGains
 from agents.blimp.snn import HIDDEN_VARIANTS, SNNArchitecture
-from experiments.config import ConfigError, build_dataclass, read_yaml
+from experiments.config import ConfigError, build_sections, read_config_data
 
 
 @dataclass
@@ -100,19 +100,9 @@ EVOLVE_SECTIONS: dict[str, type] = {"network": NetworkConfig, "data": DataConfig
 
 
 def evolve_config_from_dict(data: dict[str, Any]) -> EvolveConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(EVOLVE_SECTIONS))
-    if unknown:
-        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(EVOLVE_SECTIONS)}")
-    return EvolveConfig(**{k: build_dataclass(cls, data.get(k) or {}, k) for k, cls in EVOLVE_SECTIONS.items()})
+    return EvolveConfig(**build_sections(data, EVOLVE_SECTIONS))
 
 
 def load_evolve_config(path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> EvolveConfig:
     """Config from an optional YAML file with ``{section: {key: value}}`` overrides on top."""
-    data = read_yaml(path) if path is not None else {}
-    for section, values in (overrides or {}).items():
-        if section not in EVOLVE_SECTIONS:
-            raise ConfigError(f"unknown section {section!r}; valid: {', '.join(EVOLVE_SECTIONS)}")
-        data[section] = {**(data.get(section) or {}), **values}
-    return evolve_config_from_dict(data)
+    return evolve_config_from_dict(read_config_data(path, overrides))

@@ -44,7 +44,7 @@ TANH_LUT_STEP_BITS = 5  # tanh LUT step 1/32 over [0, 8], 257 entries
 TANH_LUT_SIZE = 257
 CONSTANT_BITS = 16  # per-neuron bias and threshold are stored as int16 mantissas << a per-layer shift
 ENCODER_THRESHOLD_Q15 = round(ENCODER_THRESHOLD * 32767)
-EXPORTABLE_ACTORS = ("popsan", "ilcsan", "noisysan (noise off)")
+EXPORTABLE_ACTORS = ("popsan", "ilcsan", "noisysan")
 
 # readout decode codes of the generated C (``DECODE`` macro)
 DECODE_CODES = {"last": 0, "mean": 1, "max-abs": 2}
@@ -336,8 +336,6 @@ def _check_exportable(actor: ActorNetwork) -> SpikingActor:
         raise ExportError(
             f"no integer mapping for actor {type(actor).__name__}; exportable: {', '.join(EXPORTABLE_ACTORS)}"
         )
-    if getattr(actor, "noise_enabled", False):
-        raise ExportError("the actor's neuron noise is on; export the noise-free policy (turn the noise off)")
     if actor.encoder.spike_mode != "deterministic":
         raise ExportError(
             f"encoder spike mode {actor.encoder.spike_mode!r} is random; only the deterministic (regular) "

@@ -32,6 +32,7 @@ class SpikingAlgorithmMixin:
     def __init__(self, *args, actor_learning_rate: float | None = None, **kwargs) -> None:
         self.actor_learning_rate = actor_learning_rate
         self.obs_normalization: ObservationStats | None = None
+        self.latest_eval_return: float | None = None
         super().__init__(*args, **kwargs)
 
     def _setup_lr_schedule(self) -> None:
@@ -58,6 +59,10 @@ class SpikingAlgorithmMixin:
         if self.obs_normalization is not None and self.get_vec_normalize_env() is None:
             observation = self.obs_normalization.normalize(np.asarray(observation))
         return super().predict(observation, state, episode_start, deterministic)
+
+    def report_evaluation(self, mean_return: float) -> None:
+        """Record the latest evaluation mean return (NoisyTD3's noise reduction is driven by it)."""
+        self.latest_eval_return = float(mean_return)
 
     @property
     def actor_network(self) -> ActorNetwork:

@@ -166,7 +166,6 @@ class NoisyTD3(TD3):
         self.noise_reduction_ceiling = noise_reduction_ceiling
         self.noise_reduction_floor = noise_reduction_floor
         self.noise_reduction_max = noise_reduction_max
-        self.latest_eval_return: float | None = None
         self.noise_streams: NoiseStreams | None = None
         self._noise_table: ColouredNoiseTable | None = None
         kwargs.setdefault("replay_buffer_class", NoiseKeyReplayBuffer)
@@ -196,10 +195,6 @@ class NoisyTD3(TD3):
     def exploration_noise(self, episodes: np.ndarray, steps: np.ndarray) -> torch.Tensor:
         """Unit-variance network noise ``[T, B, L]`` of the transitions with keys ``(episodes, steps)``."""
         return self.noise_table.windows(episodes, steps, self.actor.network.noise_width).to(self.device)
-
-    def report_evaluation(self, mean_return: float) -> None:
-        """Latest evaluation mean return; drives the noise-reduction coefficient."""
-        self.latest_eval_return = float(mean_return)
 
     def noise_reduction_coefficient(self) -> float:
         """``k = k_max * max(0, R - R_floor) / (R_ceiling - R_floor)`` (0 before the first evaluation)."""
