@@ -19,8 +19,8 @@ microbenchmarks alone, ``--json PATH`` to also write the results.
    built with its paper recipe (:data:`RECIPES`) except for a short ``learning_starts``: environment steps
    per second over a fixed window of steps after learning has started (50 gradient steps per 50 env steps).
 
-3. Replay-buffer memory for 1M HalfCheetah transitions (computed from real buffer instances): ``ilcsan``,
-   ``noisysan`` (8-byte noise keys) and the published NoisySAN approach that stores the noise itself.
+3. Replay-buffer memory for 1M HalfCheetah-v5 and Hopper-v5 transitions (computed from real buffer instances):
+   ``ilcsan``, ``noisysan`` (8-byte noise keys) and the published NoisySAN approach that stores the noise itself.
 
 Targets: ilcsan fwd+bwd@100 <= 1.2x dense floor; ilcsan fwd@1 <= 2x mlp; SB3 steps/s ilcsan/mlp >= 0.75.
 """
@@ -65,6 +65,7 @@ SB3_TARGET = 0.75  # SB3 steps/s ilcsan / mlp >= this
 CONFIG_DIR = Path(__file__).resolve().parent
 RECIPES = {"ilcsan": "td3_ilcsan.yaml", "noisysan": "noisysan_td3.yaml", "mlp": "td3_mlp.yaml"}
 REPLAY_TRANSITIONS = 1_000_000
+REPLAY_ENV_IDS = ("HalfCheetah-v5", "Hopper-v5")
 
 
 @dataclass(frozen=True)
@@ -173,12 +174,12 @@ def observations(batch: int) -> torch.Tensor:
     return torch.randn(batch, OBS_DIM).clamp_(-3.0, 3.0)
 
 
-def actor(name: str) -> nn.Module:
+def actor(name: str, obs_dim: int = OBS_DIM, act_dim: int = ACT_DIM) -> nn.Module:
     """The named actor with the benchmark's shapes and the papers' defaults otherwise."""
     config = ActorConfig(
         name=name, hidden_sizes=list(HIDDEN_SIZES), timesteps=TIMESTEPS, encoder_pop=POPULATION, decoder_pop=POPULATION
     )
-    return build_actor(OBS_DIM, ACT_DIM, config)
+    return build_actor(obs_dim, act_dim, config)
 
 
 def microbenchmarks(plan: Plan) -> dict[str, dict[str, float]]:
@@ -261,18 +262,19 @@ def sb3_benchmark(plan: Plan) -> dict[str, float]:
     return results
 
 
-def replay_memory() -> dict[str, float]:
-    """Bytes of a 1M-transition HalfCheetah replay buffer: ilcsan, noisysan, and storing the noise itself."""
-    env = make_vec_env(ENV_ID)
+def replay_memory(env_id: str) -> dict[str, float]:
+    """Bytes of a 1M-transition replay buffer on ``env_id``: ilcsan, noisysan, and storing the noise itself."""
+    env = make_vec_env(env_id)
     sample = 1000  # allocate a small buffer and scale: SB3 allocates per transition
     args = (sample, env.observation_space, env.action_space, "cpu", 1)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     env.close()
 
     def per_transition(buffer: ReplayBuffer) -> float:
         return sum(a.nbytes for a in vars(buffer).values() if isinstance(a, np.ndarray)) / sample
 
     plain, keyed = per_transition(ReplayBuffer(*args)), per_transition(NoiseKeyReplayBuffer(*args))
-    stored_noise = TIMESTEPS * actor("noisysan").noise_width * 4  # T x L float32 per transition
+    stored_noise = TIMESTEPS * actor("noisysan", obs_dim, act_dim).noise_width * 4  # T x L float32 per transition
     return {
         "ilcsan": plain * REPLAY_TRANSITIONS,
         "noisysan": keyed * REPLAY_TRANSITIONS,
@@ -316,11 +318,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         targets.append(Target("SB3 steps/s ilcsan / mlp", sb3["ilcsan"] / sb3["mlp"], SB3_TARGET, True))
         report["sb3_steps_per_second"] = sb3
 
-    memory = replay_memory()
-    print(f"\nreplay buffer, {REPLAY_TRANSITIONS:,} {ENV_ID} transitions")
-    for name, size in memory.items():
-        print(f"  {name:<24} {size / 1e6:10.1f} MB  ({size / REPLAY_TRANSITIONS:,.0f} bytes/transition)")
-    report["replay_buffer_bytes"] = memory
+    report["replay_buffer_bytes"] = {}
+    for env_id in REPLAY_ENV_IDS:
+        memory = replay_memory(env_id)
+        print(f"\nreplay buffer, {REPLAY_TRANSITIONS:,} {env_id} transitions")
+        for name, size in memory.items():
+            print(f"  {name:<24} {size / 1e6:10.1f} MB  ({size / REPLAY_TRANSITIONS:,.0f} bytes/transition)")
+        report["replay_buffer_bytes"][env_id] = memory
 
     print("\ntargets")
     for target in targets:
