@@ -12,6 +12,7 @@ Examples::
     python train_agent.py traffic --agent mtlight --scenario grid2x2 --backend sumo --episodes 30
     python train_agent.py evolve --config experiments/blimp_pd.yaml
     python train_agent.py eval-blimp --pd runs/blimp_pd --i runs/blimp_i
+    python train_agent.py export runs/blimp_pd --add runs/blimp_i --out exports/blimp_pd_i
 """
 
 from __future__ import annotations
@@ -63,13 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", choices=("final", "latest"), default="final", help="which model to load")
     ev.add_argument("--video", type=Path, help="also record one episode as an animated GIF")
 
-    ex = sub.add_parser("export", help="integer-only export of a spiking actor (NumPy reference, C99, NIR)")
-    ex.add_argument("run_dir", type=Path)
+    ex = sub.add_parser(
+        "export", help="integer-only export of a spiking actor or an evolved blimp controller (NumPy reference, C99)"
+    )
+    ex.add_argument("run_dir", type=Path, help="RL run (train) or blimp evolution run (evolve)")
     ex.add_argument("--out", type=Path, required=True, help="output directory for the artefacts and report")
-    ex.add_argument("--format", default="c,npz,nir", help="comma-separated artefacts: c, npz, nir")
-    ex.add_argument("--qat-steps", type=int, default=0, help="quantisation-aware fine-tuning steps (0: none)")
-    ex.add_argument("--episodes", type=int, default=10, help="closed-loop episodes per policy for the report")
-    ex.add_argument("--seed", type=int, default=12345, help="seed of the first report episode")
+    ex.add_argument("--format", help="comma-separated artefacts: c, npz, nir (default c,npz,nir; blimp: c,npz)")
+    ex.add_argument("--qat-steps", type=int, default=0, help="quantisation-aware fine-tuning steps (0: none; RL only)")
+    ex.add_argument(
+        "--episodes", type=int, help="closed-loop episodes per policy (default 10); blimp: profile repeats (default 1)"
+    )
+    ex.add_argument("--seed", type=int, help="seed of the first report episode (default 12345; blimp 1000)")
+    ex.add_argument(
+        "--add", type=Path, action="append", default=[], metavar="RUN_DIR",
+        help="blimp only: another evolution run whose command is summed at run time (e.g. the SNN-I to an SNN-PD)",
+    )  # fmt: skip
+    ex.add_argument("--weight-bits", type=int, choices=(8, 16), default=16, help="blimp only: weight width")
     add_traffic_commands(sub)
     add_blimp_commands(sub)
     return parser
@@ -149,12 +159,26 @@ def command_eval(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from agents.export.exporter import ExportOptions, export_run, parse_formats
+    from agents.export.blimp_exporter import BLIMP_FORMATS, BlimpExportOptions, export_blimp_runs, run_kind
+    from agents.export.exporter import FORMATS, ExportOptions, export_run, parse_formats
 
-    if args.qat_steps < 0 or args.episodes < 0:
+    if args.qat_steps < 0 or (args.episodes is not None and args.episodes < 0):
         raise ValueError("--qat-steps and --episodes must be >= 0")
-    options = ExportOptions(parse_formats(args.format), args.qat_steps, args.episodes, args.seed)
-    report = export_run(args.run_dir, args.out, options)
+    if run_kind(args.run_dir) == "blimp":
+        if args.qat_steps:
+            raise ValueError("--qat-steps applies to RL actors only; evolved blimp controllers export as evolved")
+        formats = parse_formats(args.format or ",".join(BLIMP_FORMATS))
+        episodes = 1 if args.episodes is None else args.episodes
+        seed = 1000 if args.seed is None else args.seed
+        options = BlimpExportOptions(formats, episodes, seed, args.weight_bits)
+        report = export_blimp_runs([args.run_dir, *args.add], args.out, options)
+    else:
+        if args.add:
+            raise ValueError(f"--add sums evolved blimp controllers; {args.run_dir} is an RL run")
+        formats = parse_formats(args.format or ",".join(FORMATS))
+        episodes = 10 if args.episodes is None else args.episodes
+        options = ExportOptions(formats, args.qat_steps, episodes, 12345 if args.seed is None else args.seed)
+        report = export_run(args.run_dir, args.out, options)
     print((args.out / "report.md").read_text())
     print(f"artefacts: {', '.join(name for names in report['artefacts'].values() for name in names)} in {args.out}")
     return 0

@@ -169,15 +169,17 @@ class EvolutionRun:
         np.savez(tmp, genome=genome, test_loss=test_loss, generation=generation)
         os.replace(tmp, self.best_file)
 
-    def load_controller(self) -> SNNController:
-        """The best-on-test network of this run as a closed-loop controller."""
-        config = self.load_config()
+    def load_best_genome(self) -> np.ndarray:
+        """The best-on-test normalised genome ``[D]`` (``best.npz``)."""
         try:
             with np.load(self.best_file) as best:
-                genome = best["genome"]
+                return best["genome"]
         except (OSError, KeyError, ValueError) as err:
             raise CheckpointError(f"{self.best_file} is missing or corrupt: {err}") from err
-        return SNNController(config.network.architecture(), genome)
+
+    def load_controller(self) -> SNNController:
+        """The best-on-test network of this run as a closed-loop controller."""
+        return SNNController(self.load_config().network.architecture(), self.load_best_genome())
 
     def trim_progress(self, generation: int) -> None:
         """Drop progress rows written after the checkpoint being resumed."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.export.blimp_reference import BlimpTrace
 from agents.export.c_codegen import GeneratedC
 from agents.export.reference import IntegerStep
 
@@ -92,6 +93,39 @@ class CPolicy:
             sops[row] = stats[1]
             counts[row] = stats[2:]
         return IntegerStep(actions, counts, sops, saturated, np.zeros_like(actions))
+
+
+class CBlimpController:
+    """ctypes wrapper of a built blimp controller library, with the interface of
+    :class:`agents.export.blimp_reference.BlimpReference` (``reset``, ``run`` over Q16.16 errors ``[T]``)."""
+
+    def __init__(self, library: Path, prefix: str, networks: int) -> None:
+        self._lib = ctypes.CDLL(str(library))
+        self._reset = getattr(self._lib, f"{prefix}_reset")
+        self._reset.restype = None
+        self._step = getattr(self._lib, f"{prefix}_step")
+        self._step.restype = ctypes.c_int32
+        self._step.argtypes = [ctypes.c_int32]
+        stats_type = ctypes.c_uint32 * (2 + 2 * networks)
+        self._stats = getattr(self._lib, f"{prefix}_last_stats")
+        self._stats.restype = ctypes.POINTER(stats_type)
+        self.networks = networks
+        self.reset()
+
+    def reset(self) -> None:
+        self._reset()
+
+    def run(self, errors_q: np.ndarray) -> BlimpTrace:
+        errors_q = np.atleast_1d(np.asarray(errors_q, dtype=np.int32))
+        steps = errors_q.shape[0]
+        trace = BlimpTrace(np.empty(steps, np.int64), np.empty((steps, 2 * self.networks), np.int64),
+                           np.empty(steps, np.int64), np.empty(steps, np.int64))  # fmt: skip
+        for t, error in enumerate(errors_q.tolist()):
+            trace.commands[t] = self._step(error)
+            stats = np.frombuffer(self._stats().contents, dtype=np.uint32)
+            trace.saturated[t], trace.sops[t] = stats[0], stats[1]
+            trace.spikes[t] = stats[2:]
+        return trace
 
 
 @dataclass

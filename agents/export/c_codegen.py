@@ -40,6 +40,21 @@ from agents.export.quantization import (
 DEFAULT_PREFIX = "spikerl_policy"
 _VALUES_PER_LINE = 16
 
+# C twins of :func:`agents.export.reference.rtz` and :func:`~agents.export.reference.rhaz` (sign-magnitude, so no
+# right shift of a negative value); the including source defines DECAY_BITS
+C_ROUNDING_HELPERS = """/* sign(x) * (|x * a| >> DECAY_BITS): decay multiply rounding toward zero, product in 64 bits */
+static int32_t rtz_mul(int32_t x, int32_t a) {
+    int64_t p = (int64_t)x * (int64_t)a;
+    return (int32_t)(p < 0 ? -((-p) >> DECAY_BITS) : (p >> DECAY_BITS));
+}
+
+/* sign(x) * ((|x| + 2^(s-1)) >> s), 1 <= s <= 62, |x| < 2^62 */
+static int64_t rhaz(int64_t x, unsigned s) {
+    int64_t half = (int64_t)1 << (s - 1u);
+    return x < 0 ? -((-x + half) >> s) : ((x + half) >> s);
+}
+"""
+
 
 @dataclass
 class GeneratedC:
@@ -60,21 +75,23 @@ def model_hash(policy: IntegerPolicy) -> str:
     return digest.hexdigest()[:16]
 
 
-def _array(ctype: str, name: str, values: np.ndarray) -> str:
+def c_array(ctype: str, name: str, values: np.ndarray) -> str:
+    """``static const <ctype> <name>[n] = {...};`` for the flattened ``values`` (one dummy 0 when empty)."""
     flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
     lines = [", ".join(flat[i : i + _VALUES_PER_LINE]) for i in range(0, len(flat), _VALUES_PER_LINE)]
     body = ",\n    ".join(lines) if lines else "0"
     return f"static const {ctype} {name}[{max(len(flat), 1)}] = {{\n    {body}\n}};\n"
 
 
-def _check_prefix(prefix: str) -> None:
+def check_prefix(prefix: str) -> None:
+    """Raise ``ValueError`` unless ``prefix`` is a C identifier."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise ValueError(f"C prefix must be a C identifier, got {prefix!r}")
 
 
 def generate_c(policy: IntegerPolicy, prefix: str = DEFAULT_PREFIX) -> GeneratedC:
     """Header and source for ``policy``; deterministic (same policy -> same text)."""
-    _check_prefix(prefix)
+    check_prefix(prefix)
     upper = prefix.upper()
     n_layers = len(policy.layers)
     digest = model_hash(policy)
@@ -109,25 +126,25 @@ const {prefix}_stats_t *{prefix}_last_stats(void);
 #endif /* {upper}_H */
 """
     consts = [
-        _array("int32_t", "NORM_MEAN", policy.norm_mean),
-        _array("int32_t", "NORM_MULT", policy.norm_mult),
-        _array("uint8_t", "NORM_SHIFT", policy.norm_shift),
-        _array("int16_t", "ENC_MEAN", policy.encoder_mean),
-        _array("uint16_t", "ENC_RHO", policy.encoder_rho),
-        _array("uint16_t", "GAUSS_LUT", gaussian_lut()),
-        _array("int16_t", "TANH_LUT", tanh_lut()),
+        c_array("int32_t", "NORM_MEAN", policy.norm_mean),
+        c_array("int32_t", "NORM_MULT", policy.norm_mult),
+        c_array("uint8_t", "NORM_SHIFT", policy.norm_shift),
+        c_array("int16_t", "ENC_MEAN", policy.encoder_mean),
+        c_array("uint16_t", "ENC_RHO", policy.encoder_rho),
+        c_array("uint16_t", "GAUSS_LUT", gaussian_lut()),
+        c_array("int16_t", "TANH_LUT", tanh_lut()),
     ]
     for index, layer in enumerate(policy.layers):
-        consts.append(_array("int8_t", f"W{index}", layer.weight_t))
-        consts.append(_array("int16_t", f"B{index}", layer.bias >> layer.bias_shift))
-        consts.append(_array("int16_t", f"TH{index}", layer.threshold >> layer.threshold_shift))
+        consts.append(c_array("int8_t", f"W{index}", layer.weight_t))
+        consts.append(c_array("int16_t", f"B{index}", layer.bias >> layer.bias_shift))
+        consts.append(c_array("int16_t", f"TH{index}", layer.threshold >> layer.threshold_shift))
         if layer.blocks_t is not None:
-            consts.append(_array("int8_t", f"R{index}", layer.blocks_t))
+            consts.append(c_array("int8_t", f"R{index}", layer.blocks_t))
     readout = policy.readout
     consts += [
-        _array("int8_t", "RO_W", readout.weight),
-        _array("int32_t", "RO_B", readout.bias),
-        _array("int32_t", "RO_MULT", readout.out_mult),
+        c_array("int8_t", "RO_W", readout.weight),
+        c_array("int32_t", "RO_B", readout.bias),
+        c_array("int32_t", "RO_MULT", readout.out_mult),
     ]
     state_fields = "\n".join(
         f"    int32_t i{k}[{w}];\n    int32_t v{k}[{w}];\n    uint8_t s{k}[{w}];"
@@ -186,18 +203,7 @@ static struct {{
     {prefix}_stats_t stats;
 }} ws;
 
-/* sign(x) * (|x * a| >> DECAY_BITS): decay multiply rounding toward zero, product in 64 bits */
-static int32_t rtz_mul(int32_t x, int32_t a) {{
-    int64_t p = (int64_t)x * (int64_t)a;
-    return (int32_t)(p < 0 ? -((-p) >> DECAY_BITS) : (p >> DECAY_BITS));
-}}
-
-/* sign(x) * ((|x| + 2^(s-1)) >> s), 1 <= s <= 62, |x| < 2^62 */
-static int64_t rhaz(int64_t x, unsigned s) {{
-    int64_t half = (int64_t)1 << (s - 1u);
-    return x < 0 ? -((-x + half) >> s) : ((x + half) >> s);
-}}
-
+{C_ROUNDING_HELPERS}
 static uint32_t count_spikes(const uint8_t *s, uint32_t n) {{
     uint32_t total = 0;
     uint32_t j;

@@ -18,7 +18,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from agents.export.quantization import DECAY_BITS, IntegerPolicy
+from agents.export.blimp_quantization import (
+    ERROR_CLIP_Q16,
+    ERROR_FRACTION_BITS,
+    TRACE_BITS,
+    IntegerBlimpController,
+    geometric_gain,
+)
+from agents.export.quantization import DECAY_BITS, OUT_SHIFT, IntegerPolicy
 
 PRODUCT_LIMIT = 2**62  # |x| bound accepted by the int64 rounding helpers
 
@@ -47,23 +54,31 @@ def _bits(value: int) -> int:
     return max(1, int(value).bit_length()) + 1  # + sign bit
 
 
+def _layer_bound(name: str, current: float, voltage: float, state_bits: int, remedy: str) -> LayerBound:
+    """The bound of one layer; raises :class:`OverflowRiskError` (suggesting to reduce ``remedy``) if it does not
+    fit ``state_bits``-bit signed states."""
+    current_i, voltage_i = math.ceil(current), math.ceil(voltage)
+    peak, limit = max(current_i, voltage_i), 2 ** (state_bits - 1) - 1
+    if peak > limit:
+        raise OverflowRiskError(
+            f"layer {name!r} can overflow its {state_bits}-bit state: worst-case |state| {peak} > {limit} "
+            f"({_bits(peak)} bits needed). Reduce {remedy}"
+        )
+    return LayerBound(name, current_i, voltage_i, _bits(peak), state_bits - _bits(peak))
+
+
 def check_overflow(policy: IntegerPolicy, state_bits: int = 32) -> list[LayerBound]:
     """Bounds per layer (hidden, output, readout); raises :class:`OverflowRiskError` naming the first layer
     whose bound does not fit ``state_bits``-bit signed states."""
-    limit = 2 ** (state_bits - 1) - 1
     steps, headroom = policy.timesteps, 1 << policy.headroom_bits
     bounds: list[LayerBound] = []
 
-    def record(name: str, current: float, voltage: float, extra: str = "") -> None:
-        current_i, voltage_i = math.ceil(current), math.ceil(voltage)
-        peak = max(current_i, voltage_i)
-        if peak > limit:
-            raise OverflowRiskError(
-                f"layer {name!r} can overflow its {state_bits}-bit state: worst-case |state| {peak} > {limit} "
-                f"({_bits(peak)} bits needed){extra}. Reduce the weights' dynamic range (a few large weights with a "
-                "large bias/threshold), the headroom bits, or the timesteps"
-            )
-        bounds.append(LayerBound(name, current_i, voltage_i, _bits(peak), state_bits - _bits(peak)))
+    def record(name: str, current: float, voltage: float) -> None:
+        remedy = (
+            "the weights' dynamic range (a few large weights with a large bias/threshold), the headroom bits, "
+            "or the timesteps"
+        )
+        bounds.append(_layer_bound(name, current, voltage, state_bits, remedy))
 
     for layer in policy.layers:
         drive = np.abs(layer.weight_t.astype(np.int64)).sum(axis=0)
@@ -97,3 +112,54 @@ def check_overflow(policy: IntegerPolicy, state_bits: int = 32) -> list[LayerBou
 def bounds_table(bounds: list[LayerBound]) -> list[dict]:
     """Plain dicts for JSON reports."""
     return [asdict(bound) for bound in bounds]
+
+
+def check_blimp_overflow(controller: IntegerBlimpController, state_bits: int = 32) -> list[LayerBound]:
+    """Bounds per layer of an :class:`agents.export.blimp_quantization.IntegerBlimpController`, valid for any
+    number of control ticks; raises :class:`OverflowRiskError` naming the first layer (``<network>/<layer>``) whose
+    bound does not fit ``state_bits``-bit signed states.
+
+    With every retention ``tau_q <= 4095`` and round-toward-zero decays, a leaky state driven by at most ``c`` per
+    tick stays below ``c / (1 - tau_q / 2^D)``. Encoding: ``c = |w_q| ERROR_CLIP >> (16 - H) + 1 + |b|`` (the ``+1``
+    covers rounding), the soft reset subtracts at most ``|theta|``. IWTA traces stay below ``2^F / (1 - tau_th)``,
+    so the adapted threshold below ``|theta_base| + sum_j |W_th,ij| a_max,j / 2^(F-H) + 1``. Hidden: ``c = sum |w|
+    2^H``, the voltage adds the threshold bound. Readout: ``sum |g_q| 2^H`` over the same gain; the command
+    product must stay below 2^62 and the summed command inside int32.
+    """
+    unit = 1 << controller.headroom_bits
+    bounds: list[LayerBound] = []
+
+    def record(name: str, current: np.ndarray | float, voltage: np.ndarray | float) -> None:
+        peaks = (float(np.max(current, initial=0)), float(np.max(voltage, initial=0)))
+        bounds.append(_layer_bound(name, *peaks, state_bits, "the weight or headroom bits, or the retentions"))
+
+    command_total = 0
+    for net in controller.networks:
+        tag = net.name
+        shift = ERROR_FRACTION_BITS - controller.headroom_bits
+        enc_current = (np.abs(net.enc_weight.astype(np.int64)) * ERROR_CLIP_Q16 >> shift) + 1 + np.abs(net.enc_bias)
+        enc_voltage = (enc_current + np.abs(net.enc_threshold)) * geometric_gain(net.enc_decay)
+        record(f"{tag}/encoding", enc_current, enc_voltage)
+        threshold = np.abs(net.hid_threshold).astype(np.float64)
+        if net.iwta:
+            trace = (1 << TRACE_BITS) * geometric_gain(net.th_decay)
+            record(f"{tag}/iwta-trace", trace, trace)
+            adapt = np.abs(net.th_weight.astype(np.int64)) @ trace / (1 << (TRACE_BITS - controller.headroom_bits))
+            threshold = threshold + adapt + 1
+        drive = np.abs(net.hid_weight.astype(np.int64)).sum(axis=1)
+        if net.recurrent:
+            drive = drive + np.abs(net.rec_weight_t.astype(np.int64)).sum(axis=0)
+        hid_current = drive * unit * geometric_gain(net.hid_syn_decay)
+        record(
+            f"{tag}/hidden",
+            np.maximum(hid_current, threshold),
+            (hid_current + threshold) * geometric_gain(net.hid_mem_decay),
+        )
+        readout = float(np.abs(net.dec_weight.astype(np.int64)).sum() * unit * geometric_gain(net.dec_decay))
+        record(f"{tag}/readout", readout, readout)
+        product = math.ceil(readout) * net.out_mult
+        if product >= PRODUCT_LIMIT:
+            raise OverflowRiskError(f"layer '{tag}/readout': the command product {product:.3g} exceeds 2^62")
+        command_total += (product >> OUT_SHIFT) + 1
+    record("command", command_total, command_total)
+    return bounds

@@ -250,15 +250,18 @@ _ARRAY_FIELDS = ("norm_mean", "norm_mult", "norm_shift", "encoder_mean", "encode
 
 
 # ---- quantisation primitives (also used by quantisation-aware fine-tuning) ----------------------
-def row_scales(weight: np.ndarray) -> np.ndarray:
-    """Per-row symmetric int8 scales ``k_i = 127 / max_j |W_ij|`` (127 for an all-zero row)."""
+def row_scales(weight: np.ndarray, weight_max: int = WEIGHT_MAX) -> np.ndarray:
+    """Per-row symmetric scales ``k_i = weight_max / max_j |W_ij|`` (``weight_max`` for an all-zero row); 127 is
+    int8, 32767 int16."""
     peak = np.abs(weight).max(axis=1) if weight.shape[1] else np.zeros(weight.shape[0])
-    return np.where(peak > 0, WEIGHT_MAX / np.where(peak > 0, peak, 1.0), float(WEIGHT_MAX))
+    return np.where(peak > 0, weight_max / np.where(peak > 0, peak, 1.0), float(weight_max))
 
 
-def quantize_weights(weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``sat(round(W * k_row), +-127)`` as int8; ``weight`` is ``[rows, cols]``, ``scale`` ``[rows]``."""
-    return np.clip(np.round(weight * scale[:, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+def quantize_weights(weight: np.ndarray, scale: np.ndarray, weight_max: int = WEIGHT_MAX) -> np.ndarray:
+    """``sat(round(W * k_row), +-weight_max)`` as int8 (``weight_max`` 127) or int16 (32767); ``weight`` is
+    ``[rows, cols]``, ``scale`` ``[rows]``."""
+    dtype = np.int8 if weight_max <= 127 else np.int16
+    return np.clip(np.round(weight * scale[:, None]), -weight_max, weight_max).astype(dtype)
 
 
 def quantize_state_constant(value: np.ndarray | float, scale: np.ndarray, headroom_bits: int) -> np.ndarray:

@@ -9,6 +9,7 @@ decay per neuron per step; the float MLP actor pays one fp32 MAC (4.6 pJ) per we
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from agents.activity import ENERGY_PER_MAC_PJ, mlp_macs
@@ -44,11 +45,12 @@ def worst_case_sops(policy: IntegerPolicy) -> int:
     return policy.timesteps * per_step
 
 
-def write_report(report: dict, directory: Path) -> tuple[Path, Path]:
-    """Write ``report.json``, ``report.md`` and (when returns were measured) ``returns.png`` into ``directory``."""
+def write_report(report: dict, directory: Path, markdown: Callable[[dict], str] | None = None) -> tuple[Path, Path]:
+    """Write ``report.json``, ``report.md`` (rendered by ``markdown``, default :func:`format_markdown`) and (when
+    returns were measured) ``returns.png`` into ``directory``."""
     json_path, md_path = directory / "report.json", directory / "report.md"
     write_atomic(json_path, json.dumps(report, indent=2, default=float) + "\n")
-    write_atomic(md_path, format_markdown(report))
+    write_atomic(md_path, (markdown or format_markdown)(report))
     if "returns" in report:
         plot_returns(report, directory / "returns.png")
     return json_path, md_path
@@ -75,8 +77,18 @@ def plot_returns(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _row(name: str, value) -> str:
+def table_row(name: str, value) -> str:
+    """One ``| name | value |`` Markdown table row."""
     return f"| {name} | {value} |"
+
+
+def footprint_rows(footprint: dict) -> list[str]:
+    """Flash and RAM rows of a :meth:`agents.export.c_build.Footprint.to_dict`."""
+    flash, ram = footprint["flash"], footprint["ram"]
+    return [
+        table_row("flash (text + rodata + data, gcc -Os, host)", f"{flash} B ({flash / 1024:.2f} KiB)"),
+        table_row("RAM (data + bss static state; stack not included)", f"{ram} B ({ram / 1024:.2f} KiB)"),
+    ]
 
 
 def format_markdown(report: dict) -> str:
@@ -93,34 +105,32 @@ def format_markdown(report: dict) -> str:
         "|---|---|",
     ]
     if "footprint" in report:
-        fp = report["footprint"]
-        lines += [
-            _row("flash (text + rodata + data, gcc -Os, host)", f"{fp['flash']} B ({fp['flash'] / 1024:.1f} KiB)"),
-            _row("RAM (data + bss workspace)", f"{fp['ram']} B ({fp['ram'] / 1024:.2f} KiB)"),
-        ]
+        lines += footprint_rows(report["footprint"])
     if "c_step_ns" in report:
-        lines.append(_row("C step latency (host CPU, -O2, benchmark loop)", f"{report['c_step_ns'] / 1000:.1f} us"))
+        lines.append(
+            table_row("C step latency (host CPU, -O2, benchmark loop)", f"{report['c_step_ns'] / 1000:.1f} us")
+        )
         if "float_actor_step_ns" in report:
             float_us = report["float_actor_step_ns"] / 1000
             lines.append(
-                _row("float actor step, batch 1 (PyTorch + numba, same run)",
+                table_row("float actor step, batch 1 (PyTorch + numba, same run)",
                      f"{float_us:.1f} us (C is {report['float_actor_step_ns'] / report['c_step_ns']:.1f}x faster)")
             )  # fmt: skip
     if "errors" in report:
         err = report["errors"]
         lines += [
-            _row("recorded observations", err["observations"]),
-            _row("max / p99 / mean abs action error", "{:.4f} / {:.4f} / {:.5f}".format(
+            table_row("recorded observations", err["observations"]),
+            table_row("max / p99 / mean abs action error", "{:.4f} / {:.4f} / {:.5f}".format(
                 err["max_abs_action_error"], err["p99_abs_action_error"], err["mean_abs_action_error"])),
-            _row("observations saturated (outside trained range)",
+            table_row("observations saturated (outside trained range)",
                  f"{err['saturated_observations']} ({err['saturated_dimensions']} dimensions)"),
-            _row("SOPs per action mean / p99 / max / worst case",
+            table_row("SOPs per action mean / p99 / max / worst case",
                  f"{err['sops_mean']:.0f} / {err['sops_p99']:.0f} / {err['sops_max']} / {report['sops_worst_case']}"),
         ]  # fmt: skip
     if "energy" in report:
         en = report["energy"]
         lines.append(
-            _row(
+            table_row(
                 "energy per action (45 nm, compute only)",
                 f"integer SNN {en['integer_snn_pj_per_action'] / 1000:.1f} nJ vs float MLP "
                 f"{en['mlp_fp32_pj_per_action'] / 1000:.1f} nJ ({en['ratio_integer_vs_mlp']:.3f}x)",
@@ -129,13 +139,13 @@ def format_markdown(report: dict) -> str:
     if "returns" in report:
         ret = report["returns"]
         lines += [
-            _row(f"float return ({ret['episodes']} episodes, seed {ret['seed']})",
+            table_row(f"float return ({ret['episodes']} episodes, seed {ret['seed']})",
                  f"{ret['float_mean']:.1f} ± {ret['float_std']:.1f}"),
-            _row("integer return (NumPy reference)", f"{ret['integer_mean']:.1f} ± {ret['integer_std']:.1f}"),
-            _row("integer / float", f"{ret['ratio']:.3f}"),
+            table_row("integer return (NumPy reference)", f"{ret['integer_mean']:.1f} ± {ret['integer_std']:.1f}"),
+            table_row("integer / float", f"{ret['ratio']:.3f}"),
         ]  # fmt: skip
         if "c_matches_reference" in ret:
-            lines.append(_row("C closed-loop returns identical to NumPy", ret["c_matches_reference"]))
+            lines.append(table_row("C closed-loop returns identical to NumPy", ret["c_matches_reference"]))
     peaks = report.get("observed_state_peaks", {})
     lines += ["", "Overflow bounds (proven at export) and the largest state seen on the recorded observations:", ""]
     lines += ["| layer | bound abs I | bound abs V | bits | margin | observed max abs state |", "|" + "---|" * 6]
