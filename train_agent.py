@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        message = "interrupted: checkpoints already written are kept (train, traffic, evolve: continue with --resume)"
+        print(f"\n{message}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -141,3 +141,12 @@ def test_eval_video_through_offscreen_rendering(finished_run: Path, tmp_path: Pa
     gif = tmp_path / "episode.gif"
     assert run_cli("eval", finished_run, "--episodes", 1, "--video", gif) == 0
     assert gif.stat().st_size > 1000 and "video:" in capsys.readouterr().out
+
+
+def test_ctrl_c_exits_130_with_a_resume_hint(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_agent, "command_eval", interrupted)
+    assert train_agent.main(["eval", "runs/any"]) == 130
+    assert "continue with --resume" in capsys.readouterr().err
