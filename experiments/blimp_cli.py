@@ -35,7 +35,7 @@ def add_blimp_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def command_evolve(args: argparse.Namespace) -> int:
-    from agents.blimp.config import EVOLVE_SECTIONS, load_evolve_config
+    from agents.blimp.config import EvolveConfig, load_evolve_config
     from agents.blimp.evolution import EvolutionRun, evolve
 
     if args.generations is not None and args.generations < 1:
@@ -55,7 +55,7 @@ def command_evolve(args: argparse.Namespace) -> int:
             ("evolution", "progress_bar"): False if args.no_progress else None,
             ("evolution", "generations"): args.generations,
         }
-        overrides = cli_overrides(args.set, flags, EVOLVE_SECTIONS)
+        overrides = cli_overrides(args.set, flags, EvolveConfig)
         config = load_evolve_config(args.config, overrides)
         path = args.run_dir or Path("runs") / (
             f"blimp_{config.data.target}_{config.network.variant}_s{config.evolution.seed}_{time.strftime('%Y%m%d-%H%M%S')}"

@@ -16,11 +16,12 @@ an error.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -29,6 +30,8 @@ from agents.actors import ActorConfig
 ALGO_NAMES = ("td3", "ddpg", "sac", "ppo")
 FRAMEWORKS = ("sb3", "rllib")
 RLLIB_ALGO_NAMES = ("ppo", "sac")  # RLlib 2.60 has no TD3/DDPG
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -230,15 +233,6 @@ class RunConfig:
         return data
 
 
-SECTIONS: dict[str, type] = {
-    "env": EnvConfig,
-    "actor": ActorConfig,
-    "algo": AlgoConfig,
-    "train": TrainConfig,
-    "noise": NoiseConfig,
-}
-
-
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check ``value`` against a dataclass field annotation (coercing YAML's ``1e-4`` strings to float)."""
     origin = typing.get_origin(annotation)
@@ -309,15 +303,23 @@ def build_dataclass(cls: type, values: dict[str, Any], name: str) -> Any:
         raise ConfigError(str(err)) from err
 
 
-def build_sections(data: Any, sections: dict[str, type]) -> dict[str, Any]:
-    """Each section of a config mapping built as its dataclass (``sections``: name -> class); unknown sections,
-    keys and wrongly typed values are rejected by name."""
+@functools.cache
+def config_sections(config_class: type) -> dict[str, type]:
+    """Section name -> section dataclass of a run-config dataclass (its fields, in order)."""
+    hints = typing.get_type_hints(config_class)
+    return {field.name: hints[field.name] for field in dataclasses.fields(config_class)}
+
+
+def build_config(config_class: type[T], data: Any) -> T:
+    """``config_class`` built from a mapping of sections, each section as its dataclass; unknown sections, keys
+    and wrongly typed values are rejected by name."""
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+    sections = config_sections(config_class)
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(sections)}")
-    return {name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in sections.items()}
+    return config_class(**{name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in sections.items()})
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
@@ -328,7 +330,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
             data = {**data, "algo": _noisysan_algo(data.get("algo") or {})}
         elif data.get("noise"):
             raise ConfigError("section noise applies only to actor noisysan")
-    config = RunConfig(**build_sections(data, SECTIONS))
+    config = build_config(RunConfig, data)
     if config.actor.name == "noisysan":
         config.noise.ceiling(config.env.id)
     return config
@@ -364,10 +366,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_override(text: str, sections: Any = None) -> tuple[str, str, Any]:
-    """``"section.key=value"`` -> ``(section, key, value)`` with ``value`` parsed as YAML (``sections``: the valid
-    section names, default those of :class:`RunConfig`)."""
-    sections = SECTIONS if sections is None else sections
+def parse_override(text: str, config_class: type | None = None) -> tuple[str, str, Any]:
+    """``"section.key=value"`` -> ``(section, key, value)`` with ``value`` parsed as YAML; the section must be one
+    of ``config_class`` (default :class:`RunConfig`)."""
+    sections = config_sections(config_class or RunConfig)
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ConfigError(f"override {text!r} must look like section.key=value (e.g. actor.timesteps=8)")
     path, raw = text.split("=", 1)
@@ -386,12 +388,12 @@ def read_config_data(path: str | Path | None, overrides: dict[str, dict[str, Any
 
 
 def cli_overrides(
-    texts: list[str], flags: dict[tuple[str, str], Any], sections: dict[str, type] | None = None
+    texts: list[str], flags: dict[tuple[str, str], Any], config_class: type | None = None
 ) -> dict[str, dict[str, Any]]:
     """``--set section.key=value`` texts plus command-line flags (``{(section, key): value}``; None = not given)
-    as ``{section: {key: value}}``, flags last."""
+    as ``{section: {key: value}}``, flags last; sections checked against ``config_class`` (default RunConfig)."""
     overrides: dict[str, dict[str, Any]] = {}
-    for section, key, value in (parse_override(text, sections) for text in texts):
+    for section, key, value in (parse_override(text, config_class) for text in texts):
         overrides.setdefault(section, {})[key] = value
     for (section, key), value in flags.items():
         if value is not None:

@@ -72,7 +72,7 @@ def _traffic_errors(command):
 
 @_traffic_errors
 def command_traffic(args: argparse.Namespace) -> int:
-    from experiments.traffic_config import TRAFFIC_SECTIONS, load_traffic_config
+    from experiments.traffic_config import TrafficRunConfig, load_traffic_config
     from experiments.traffic_training import TrafficRunDirectory, train
 
     if args.resume is not None:
@@ -95,7 +95,7 @@ def command_traffic(args: argparse.Namespace) -> int:
             ("train", "seed"): args.seed,
             ("train", "progress_bar"): False if args.no_progress else None,
         }
-        overrides = cli_overrides(args.set, flags, TRAFFIC_SECTIONS)
+        overrides = cli_overrides(args.set, flags, TrafficRunConfig)
         config = load_traffic_config(args.config, overrides)
         path = args.run_dir or Path("runs") / (
             f"traffic_{config.scenario.name}_{config.agent.name}_{config.env.backend}_s{config.train.seed}_"

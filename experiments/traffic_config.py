@@ -20,7 +20,7 @@ from envs.traffic.datasets import DATASETS, GRID_PATTERN, UnknownScenarioError, 
 from envs.traffic.env import TrafficEnvSettings
 from envs.traffic.grid import GridSpec
 from envs.traffic.scenario import Scenario
-from experiments.config import ConfigError, build_sections, read_config_data
+from experiments.config import ConfigError, build_config, read_config_data
 
 
 @dataclass
@@ -85,16 +85,8 @@ class TrafficRunConfig:
         return dataclasses.asdict(self)
 
 
-TRAFFIC_SECTIONS: dict[str, type] = {
-    "scenario": ScenarioConfig,
-    "env": TrafficEnvSettings,
-    "agent": TrafficAgentConfig,
-    "train": TrafficTrainConfig,
-}
-
-
 def traffic_config_from_dict(data: dict[str, Any]) -> TrafficRunConfig:
-    return TrafficRunConfig(**build_sections(data, TRAFFIC_SECTIONS))
+    return build_config(TrafficRunConfig, data)
 
 
 def load_traffic_config(

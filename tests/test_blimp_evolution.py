@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
-import train_agent
 from agents.blimp.config import load_evolve_config
 from agents.blimp.evolution import EvolutionRun
 
@@ -19,10 +19,6 @@ TINY = [
     "--set", "data.test_s=40", "--set", "evolution.popsize=16", "--set", "evolution.test_every=10",
     "--set", "evolution.checkpoint_every=10", "--no-progress",
 ]  # fmt: skip
-
-
-def run_cli(*args: object) -> int:
-    return train_agent.main([str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import run_cli, tiny_td3_overrides
 
 import train_agent
 from experiments.run_dir import RunDirectory
-
-
-def run_cli(*args: str) -> int:
-    return train_agent.main([str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     """300 steps, then resumed to 600 steps (ILC-SAN + TD3 on InvertedPendulum-v5)."""
     run = tmp_path_factory.mktemp("cli") / "run"
-    overrides = [
-        "--set", "actor.hidden_sizes=[32, 32]", "--set", "actor.timesteps=3", "--set", "algo.learning_starts=100",
-        "--set", "algo.batch_size=32", "--set", "algo.gradient_steps=10", "--set", "train.eval_freq=200",
-        "--set", "train.eval_episodes=2", "--set", "train.checkpoint_freq=200", "--no-progress",
-    ]  # fmt: skip
+    overrides = tiny_td3_overrides(snn_steps=3, every=200, eval_episodes=2)
     assert run_cli("train", "--algo", "td3", "--actor", "ilcsan", "--env", "InvertedPendulum-v5",
                    "--timesteps", 300, "--seed", 3, "--run-dir", run, *overrides) == 0  # fmt: skip
     assert run_cli("train", "--resume", run, "--timesteps", 600, "--no-progress") == 0

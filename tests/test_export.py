@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import tiny_td3_overrides
 
 import train_agent
 from agents.actors import ActorConfig, build_actor
@@ -164,11 +165,7 @@ def test_mlp_and_random_encoder_are_rejected_with_reasons() -> None:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("export") / "run"
-    overrides = [
-        "--set", "actor.hidden_sizes=[32, 32]", "--set", "actor.timesteps=4", "--set", "algo.learning_starts=100",
-        "--set", "algo.batch_size=32", "--set", "algo.gradient_steps=10", "--set", "train.eval_freq=400",
-        "--set", "train.eval_episodes=1", "--set", "train.checkpoint_freq=400", "--no-progress",
-    ]  # fmt: skip
+    overrides = tiny_td3_overrides(snn_steps=4, every=400, eval_episodes=1)
     code = train_agent.main(["train", "--algo", "td3", "--actor", "ilcsan", "--env", "InvertedPendulum-v5",
                              "--timesteps", "400", "--seed", "1", "--run-dir", str(run), *overrides])  # fmt: skip
     assert code == 0

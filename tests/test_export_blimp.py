@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
-import train_agent
 from agents.blimp.controllers import fly
 from agents.blimp.evolution import EvolutionRun
 from agents.blimp.snn import SNNArchitecture, SNNPopulation
@@ -26,10 +26,6 @@ TINY_EVOLVE = [
     "--set", "data.test_s=30", "--set", "evolution.popsize=8", "--set", "evolution.test_every=2",
     "--set", "evolution.checkpoint_every=2", "--no-progress",
 ]  # fmt: skip
-
-
-def run_cli(*args: object) -> int:
-    return train_agent.main([str(a) for a in args])
 
 
 def controller_of(*variants: str, hidden: int = 12, seed: int = 0, weight_bits: int = 16) -> IntegerBlimpController:

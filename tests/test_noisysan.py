@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from cli_helpers import tiny_td3_overrides
 from stable_baselines3.common.buffers import ReplayBuffer
 
 import train_agent
@@ -288,11 +289,9 @@ def test_noisysan_config_resolves_ceiling_and_drops_action_noise() -> None:
 def test_cli_resume_restores_noise_streams(tmp_path: Path) -> None:
     run = tmp_path / "run"
     common = [
-        "--set", "actor.hidden_sizes=[32, 32]", "--set", "actor.timesteps=3", "--set", "algo.learning_starts=100",
-        "--set", "algo.batch_size=32", "--set", "algo.gradient_steps=5", "--set", "train.eval_freq=300",
-        "--set", "train.eval_episodes=2", "--set", "train.checkpoint_freq=300", "--set", "noise.table_size=65536",
-        "--set", "noise.horizon=100", "--no-progress",
-    ]  # fmt: skip
+        *tiny_td3_overrides(snn_steps=3, every=300, eval_episodes=2),
+        *("--set", "noise.table_size=65536", "--set", "noise.horizon=100"),
+    ]
     argv = ["train", "--actor", "noisysan", "--algo", "td3", "--env", "InvertedPendulum-v5", "--timesteps", "300"]
     assert train_agent.main([*argv, "--run-dir", str(run), *common]) == 0
     config = yaml.safe_load((run / "config.yaml").read_text())

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 
-import train_agent
 from experiments.run_dir import RunDirectory
 
 TINY = [
@@ -19,10 +19,6 @@ TINY = [
     "--set", "actor.decoder_pop=4", "--set", "algo.critic_hidden_sizes=[32, 32]", "--set", "train.eval_freq=200",
     "--set", "train.checkpoint_freq=200", "--set", "train.eval_episodes=1", "--no-progress",
 ]  # fmt: skip
-
-
-def run_cli(*args) -> int:
-    return train_agent.main([str(a) for a in args])
 
 
 def random_obs(dim: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 from agents.blimp.datasets import TARGETS
 from agents.blimp.pid import PIDGains
 from agents.blimp.snn import HIDDEN_VARIANTS, SNNArchitecture
-from experiments.config import ConfigError, build_sections, read_config_data
+from experiments.config import ConfigError, build_config, read_config_data
 
 
 @dataclass
@@ -96,11 +96,8 @@ class EvolveConfig:
         return dataclasses.asdict(self)
 
 
-EVOLVE_SECTIONS: dict[str, type] = {"network": NetworkConfig, "data": DataConfig, "evolution": EvolutionConfig}
-
-
 def evolve_config_from_dict(data: dict[str, Any]) -> EvolveConfig:
-    return EvolveConfig(**build_sections(data, EVOLVE_SECTIONS))
+    return build_config(EvolveConfig, data)
 
 
 def load_evolve_config(path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> EvolveConfig:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from agents.blimp.config import EvolveConfig
 from agents.blimp.controllers import Controller, Flight, SNNController, SummedController, fly
 from agents.blimp.evolution import EvolutionRun
 from agents.export import c_build
@@ -33,10 +34,11 @@ from agents.export.blimp_reference import (
 )
 from agents.export.overflow import bounds_table, check_blimp_overflow
 from agents.export.report import footprint_rows, table_row, write_report
+from experiments.config import config_sections
 from experiments.run_dir import CheckpointError, write_atomic
 
 BLIMP_FORMATS = ("c", "npz")
-BLIMP_SECTIONS = ("network", "data", "evolution")
+BLIMP_SECTIONS = tuple(config_sections(EvolveConfig))  # network, data, evolution
 HEADLINE_METRICS = ("rmse_cm", "sse_cm", "sse_signed_cm", "overshoot_up_cm", "overshoot_down_cm",
                     "limit_cycle_p2p_cm", "flips", "spikes_per_s_hidden", "sops_per_s")  # fmt: skip
 
