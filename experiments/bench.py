@@ -10,9 +10,11 @@ microbenchmarks alone, ``--json PATH`` to also write the results.
    * ``fwd+bwd@100``: zero the gradients, forward a batch of 100, ``loss = output.sum()``, backward;
    * ``fwd@1``: forward a batch of 1 under ``torch.no_grad()`` (acting in the environment).
 
-   Both are also timed for the *dense floor*: the three GEMMs the spiking actor runs (Linear 170->256,
-   256->256, 256->60) on all ``T * B`` rows with no neuron dynamics, trainable weights and an input that
-   requires grad (the actor back-propagates into its encoder). Each time is the median over several repeats
+   Both are also timed for the *dense floor*: the spiking actor's three layers as dense ``Linear`` GEMMs
+   (170->256, 256->256, 256->60) on all ``T * B`` rows with no neuron dynamics, trainable weights and an input
+   that requires grad (the actor back-propagates into its encoder). The actor itself replaces the forward and
+   weight-gradient GEMMs of its wide layers by spike-driven row sums (:func:`neurons.synapses.spike_linear`), so
+   it can run below this floor. Each time is the median over several repeats
    of many calls, after a warm-up.
 
 2. Stable-Baselines3 TD3 training throughput on HalfCheetah-v5, ``ilcsan``, ``noisysan`` and ``mlp``, each

@@ -137,3 +137,38 @@ def spiking_actor_forward(
                 actions[b, g] = total / steps
             else:
                 actions[b, g] = extreme
+
+
+@njit(cache=True, nogil=True)
+def spike_events(x, cols, row_offsets, rows, col_offsets):  # pragma: no cover
+    """Sparse index lists of a binary ``x [R, F]`` for :func:`torch.nn.functional.embedding_bag`.
+
+    Fills ``cols`` (input index of every spike, row by row) with ``row_offsets [R + 1]``, and ``rows`` (row
+    of every spike, input by input, rows ascending) with ``col_offsets [F + 1]``; ``cols``/``rows`` must hold
+    the spike count. Returns the spike count, or -1 if an entry of ``x`` is neither 0 nor 1 or there are more
+    spikes than ``cols`` holds.
+    """
+    n_rows, n_cols = x.shape
+    capacity = cols.shape[0]
+    col_offsets[:] = 0
+    count = 0
+    for r in range(n_rows):
+        row_offsets[r] = count
+        for i in range(n_cols):
+            value = x[r, i]
+            if value != 0.0:
+                if value != 1.0 or count == capacity:
+                    return -1
+                cols[count] = i
+                col_offsets[i + 1] += 1
+                count += 1
+    row_offsets[n_rows] = count
+    for i in range(n_cols):
+        col_offsets[i + 1] += col_offsets[i]
+    fill = col_offsets[:-1].copy()
+    for r in range(n_rows):
+        for k in range(row_offsets[r], row_offsets[r + 1]):
+            i = cols[k]
+            rows[fill[i]] = r
+            fill[i] += 1
+    return count

@@ -98,31 +98,33 @@ def _backward_reference(
     return grad_current
 
 
-_NO_BLOCKS = {torch.float32: np.zeros((0, 1, 1), np.float32), torch.float64: np.zeros((0, 1, 1), np.float64)}
-
-
 def _use_kernels(tensor: torch.Tensor) -> bool:
     return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
 
 
-def _as_array(tensor: torch.Tensor):
+def _as_array(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().contiguous().numpy()
 
 
+def _optional_array(tensor: torch.Tensor | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``tensor`` as a NumPy array, or zeros of ``shape`` (an absent bias / no recurrent blocks)."""
+    return _as_array(tensor) if tensor is not None else np.zeros(shape, dtype)
+
+
 class _CurrentLIFScan(torch.autograd.Function):
-    """Fused forward/backward of the CUBA-LIF scan over the leading time axis."""
+    """Fused forward/backward of the CUBA-LIF scan over the leading time axis, input ``current + bias``."""
 
     @staticmethod
-    def forward(ctx, current, blocks, params: LIFParameters):  # type: ignore[override]
+    def forward(ctx, current, bias, blocks, params: LIFParameters):  # type: ignore[override]
         if _use_kernels(current):
             cur = _as_array(current)
             dtype = cur.dtype.type
-            block_array = _as_array(blocks) if blocks is not None else _NO_BLOCKS[current.dtype]
             membrane_array = np.empty_like(cur)
             spikes_array = np.empty_like(cur)
             lif_kernels.lif_forward(
                 cur,
-                block_array,
+                _optional_array(bias, cur.shape[-1:], cur.dtype),
+                _optional_array(blocks, (0, 1, 1), cur.dtype),
                 dtype(params.current_decay),
                 dtype(params.voltage_decay),
                 dtype(params.threshold),
@@ -131,7 +133,8 @@ class _CurrentLIFScan(torch.autograd.Function):
             )
             spikes, membrane = torch.from_numpy(spikes_array), torch.from_numpy(membrane_array)
         else:
-            spikes, membrane = scan_reference(current.contiguous(), params, blocks)
+            total = current if bias is None else current + bias
+            spikes, membrane = scan_reference(total.contiguous(), params, blocks)
         ctx.save_for_backward(membrane, spikes, blocks)
         ctx.params = params
         ctx.mark_non_differentiable(membrane)
@@ -143,12 +146,14 @@ class _CurrentLIFScan(torch.autograd.Function):
         membrane, spikes, blocks = ctx.saved_tensors
         params: LIFParameters = ctx.params
         if grad_spikes is None:
-            return None, None, None
+            return None, None, None, None
         if _use_kernels(membrane):
             mem = membrane.numpy()
             dtype = mem.dtype.type
-            block_array = _as_array(blocks) if blocks is not None else _NO_BLOCKS[membrane.dtype]
+            block_array = _optional_array(blocks, (0, 1, 1), mem.dtype)
             grad_array = np.empty_like(mem)
+            grad_bias_array = np.empty(mem.shape[-1], mem.dtype)
+            grad_blocks_array = np.empty_like(block_array)
             lif_kernels.lif_backward(
                 _as_array(grad_spikes),
                 mem,
@@ -159,24 +164,30 @@ class _CurrentLIFScan(torch.autograd.Function):
                 dtype(params.threshold),
                 dtype(params.surrogate_width),
                 grad_array,
+                grad_bias_array,
+                grad_blocks_array,
             )
             grad_current = torch.from_numpy(grad_array)
+            grad_bias = torch.from_numpy(grad_bias_array)
+            grad_blocks = torch.from_numpy(grad_blocks_array) if blocks is not None else None
         else:
             grad_current = _backward_reference(grad_spikes, membrane, spikes, blocks, params)
-        grad_blocks = None
-        if blocks is not None and ctx.needs_input_grad[1]:
-            steps, batch, features = membrane.shape
-            groups = blocks.shape[0]
-            upstream = grad_current[1:].reshape(-1, groups, features // groups)
-            previous = spikes[:-1].reshape(-1, groups, features // groups)
-            grad_blocks = torch.einsum("ngi,ngj->gij", upstream, previous)
-        return grad_current, grad_blocks, None
+            grad_bias = grad_current.sum((0, 1))
+            grad_blocks = None
+            if blocks is not None:
+                groups, pop = blocks.shape[0], blocks.shape[1]
+                upstream = grad_current[1:].reshape(-1, groups, pop)
+                previous = spikes[:-1].reshape(-1, groups, pop)
+                grad_blocks = torch.einsum("ngi,ngj->gij", upstream, previous)
+        needs = ctx.needs_input_grad
+        return grad_current, grad_bias if needs[1] else None, grad_blocks if needs[2] else None, None
 
 
 def current_lif_scan(
     current: torch.Tensor,
     params: LIFParameters,
     blocks: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the CUBA-LIF scan.
 
@@ -185,12 +196,16 @@ def current_lif_scan(
         params: neuron constants.
         blocks: optional block-diagonal recurrent weights ``[G, P, P]`` with ``G * P = F``: population ``g``
             (neurons ``g*P .. g*P+P-1``) receives ``blocks[g] @ s_{t-1}[g]``.
+        bias: optional ``[F]`` added to the current at every step (fused into the scan, so the layer's matmul
+            can skip its bias term).
 
     Returns:
         ``(spikes, membrane)``, both ``[T, B, F]``; ``membrane`` is ``h_t`` (before reset) and carries no gradient.
     """
     if current.dim() != 3:
         raise ValueError(f"current must have shape [T, B, F], got {tuple(current.shape)}")
+    if bias is not None and tuple(bias.shape) != (current.shape[-1],):
+        raise ValueError(f"bias must have shape [{current.shape[-1]}], got {tuple(bias.shape)}")
     if blocks is not None and (
         blocks.dim() != 3
         or blocks.shape[1] != blocks.shape[2]
@@ -199,7 +214,7 @@ def current_lif_scan(
         raise ValueError(
             f"recurrent blocks must have shape [G, P, P] with G*P = {current.shape[-1]}, got {tuple(blocks.shape)}"
         )
-    return _CurrentLIFScan.apply(current, blocks, params)
+    return _CurrentLIFScan.apply(current, bias, blocks, params)
 
 
 class CurrentLIF(nn.Module):
@@ -222,10 +237,12 @@ class CurrentLIF(nn.Module):
         super().__init__()
         self.params = LIFParameters(current_decay, voltage_decay, threshold, surrogate_width)
 
-    def forward(self, current: torch.Tensor, blocks: torch.Tensor | None = None) -> torch.Tensor:
-        """Spikes ``[T, B, F]`` (0/1 floats) for input current ``[T, B, F]`` and optional recurrent blocks
-        ``[G, P, P]`` (see :func:`current_lif_scan`)."""
-        return current_lif_scan(current, self.params, blocks)[0]
+    def forward(
+        self, current: torch.Tensor, blocks: torch.Tensor | None = None, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Spikes ``[T, B, F]`` (0/1 floats) for input current ``[T, B, F]`` (plus ``bias [F]``) and optional
+        recurrent blocks ``[G, P, P]`` (see :func:`current_lif_scan`)."""
+        return current_lif_scan(current, self.params, blocks, bias)[0]
 
     def extra_repr(self) -> str:
         p = self.params

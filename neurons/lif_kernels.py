@@ -38,42 +38,76 @@ def lif_step(
                     col = j - g * pop
                     for i in range(pop):
                         synapse[g * pop + i] += blocks[g, i, col]
-    for f in range(features):
+    zero, one = current.dtype.type(0.0), current.dtype.type(1.0)
+    for f in range(features):  # branch-free, so the loop vectorises
         h = synapse[f] if t == 0 else synapse[f] + voltage_decay * after_reset[f]
+        spike = one if h > threshold else zero
         membrane[f] = h
-        if h > threshold:
-            spikes[f] = 1.0
-            after_reset[f] = 0.0
-        else:
-            spikes[f] = 0.0
-            after_reset[f] = h
+        spikes[f] = spike
+        after_reset[f] = h * (one - spike)
 
 
 @njit(cache=True, nogil=True)
-def lif_forward(current, blocks, current_decay, voltage_decay, threshold, membrane, spikes):  # pragma: no cover
+def lif_forward(current, bias, blocks, current_decay, voltage_decay, threshold, membrane, spikes):  # pragma: no cover
+    """Whole-layer scan, one SNN step at a time over all ``B x F`` neurons (contiguous loops that vectorise).
+
+    The input is ``current + bias`` (``bias [F]``; the caller's matmul then needs no bias term); the recurrence
+    adds, for every neuron that spiked at ``t - 1``, its weight column (``blocks_t[g, j]``).
+    """
     steps, batch, features = current.shape
-    synapse = np.empty(features, dtype=current.dtype)
-    after_reset = np.empty(features, dtype=current.dtype)
-    for b in range(batch):
-        for t in range(steps):
-            lif_step(
-                t, current[t, b], spikes[max(t - 1, 0), b], blocks, current_decay, voltage_decay, threshold,
-                synapse, after_reset, membrane[t, b], spikes[t, b],
-            )  # fmt: skip
+    groups, pop = blocks.shape[0], blocks.shape[1]
+    blocks_t = np.ascontiguousarray(blocks.transpose(0, 2, 1))  # [G, j, i]: column j of block g is contiguous
+    synapse = np.zeros((batch, features), dtype=current.dtype)
+    after_reset = np.zeros((batch, features), dtype=current.dtype)
+    zero, one = current.dtype.type(0.0), current.dtype.type(1.0)
+    for t in range(steps):
+        decay = zero if t == 0 else current_decay
+        for b in range(batch):
+            syn, cur = synapse[b], current[t, b]
+            for f in range(features):
+                syn[f] = cur[f] + bias[f] + decay * syn[f]
+        if t > 0 and groups > 0:  # event-driven R_g s_{t-1}
+            for b in range(batch):
+                for g in range(groups):
+                    base = g * pop
+                    for j in range(pop):
+                        if spikes[t - 1, b, base + j] != zero:
+                            for i in range(pop):
+                                synapse[b, base + i] += blocks_t[g, j, i]
+        for b in range(batch):
+            syn, rest, mem, spk = synapse[b], after_reset[b], membrane[t, b], spikes[t, b]
+            for f in range(features):  # branch-free, so the loop vectorises
+                h = syn[f] + voltage_decay * rest[f]
+                spike = one if h > threshold else zero
+                mem[f] = h
+                spk[f] = spike
+                rest[f] = h * (one - spike)
 
 
 @njit(cache=True, nogil=True)
 def lif_backward(
-    grad_spikes, membrane, spikes, blocks, current_decay, voltage_decay, threshold, width, grad_current
+    grad_spikes,
+    membrane,
+    spikes,
+    blocks,
+    current_decay,
+    voltage_decay,
+    threshold,
+    width,
+    grad_current,
+    grad_bias,
+    grad_blocks,
 ):  # pragma: no cover
+    """Adjoint recursion per sample; also sums ``grad_bias [F]`` = sum_{t,b} g_c and accumulates
+    ``grad_blocks [G, P, P]`` = sum_t g_c_{t+1}^T s_t."""
     steps, batch, features = membrane.shape
-    groups = blocks.shape[0]
-    pop = blocks.shape[1]
-    zero = np.float32(0.0)
-    one = np.float32(1.0)
-    height = np.float32(0.5) / width
+    groups, pop = blocks.shape[0], blocks.shape[1]
+    zero, one = membrane.dtype.type(0.0), membrane.dtype.type(1.0)
+    height = membrane.dtype.type(0.5) / width
     grad_h = np.empty(features, dtype=membrane.dtype)
     upstream = np.zeros(features, dtype=membrane.dtype)  # (g_c_{t+1} R)[f]: extra dL/ds_t from the recurrence
+    grad_bias[:] = zero
+    grad_blocks[:] = zero
     last = steps - 1
     for b in range(batch):
         for f in range(features):
@@ -81,14 +115,17 @@ def lif_backward(
             surrogate = height if -width < d < width else zero
             grad_h[f] = surrogate * grad_spikes[last, b, f]
             grad_current[last, b, f] = grad_h[f]
+            grad_bias[f] += grad_h[f]
         for t in range(last - 1, -1, -1):
-            if groups > 0:
-                for g in range(groups):
+            for g in range(groups):
+                base = g * pop
+                for j in range(pop):
+                    upstream[base + j] = zero
+                for i in range(pop):
+                    following = grad_current[t + 1, b, base + i]
                     for j in range(pop):
-                        acc = zero
-                        for i in range(pop):
-                            acc += grad_current[t + 1, b, g * pop + i] * blocks[g, i, j]
-                        upstream[g * pop + j] = acc
+                        upstream[base + j] += following * blocks[g, i, j]
+                        grad_blocks[g, i, j] += following * spikes[t, b, base + j]
             for f in range(features):
                 h = membrane[t, b, f]
                 d = h - threshold
@@ -96,4 +133,6 @@ def lif_backward(
                 value = surrogate * (grad_spikes[t, b, f] + upstream[f])
                 value += voltage_decay * grad_h[f] * ((one - spikes[t, b, f]) - surrogate * h)
                 grad_h[f] = value
-                grad_current[t, b, f] = value + current_decay * grad_current[t + 1, b, f]
+                total = value + current_decay * grad_current[t + 1, b, f]
+                grad_current[t, b, f] = total
+                grad_bias[f] += total

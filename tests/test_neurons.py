@@ -13,7 +13,7 @@ from neurons.intra_layer import CONNECTION_MODES, IntraLayerConnections
 from neurons.lif import CurrentLIF, LIFParameters, current_lif_scan, scan_reference
 from neurons.readout import NonSpikingReadout
 from neurons.surrogate import spike
-from neurons.synapses import GroupedLinear
+from neurons.synapses import EVENT_FAN_OUT_MIN, GroupedLinear, SpikeEvents, spike_linear
 
 
 @pytest.fixture(params=["kernel", "torch"])
@@ -241,6 +241,70 @@ def test_lif_float32_kernel_gradient_matches_autograd():
     torch.testing.assert_close(s, ref_s, atol=0, rtol=0)
     torch.testing.assert_close(gi, ref_gi, atol=1e-5, rtol=0)
     torch.testing.assert_close(gb, ref_gb, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("use_kernels", [True, False])
+def test_lif_fused_bias_equals_adding_it_to_the_current(use_kernels, monkeypatch):
+    if not use_kernels:
+        monkeypatch.setattr(neurons.lif, "_use_kernels", lambda tensor: False)
+    current, blocks, weight = _random_problem(True, seed=3)
+    bias = torch.linspace(-0.2, 0.3, current.shape[-1], dtype=torch.float64, requires_grad=True)
+    (current_lif_scan(current, LIFParameters(), blocks, bias)[0] * weight).sum().backward()
+    fused = (current.grad.clone(), bias.grad.clone(), blocks.grad.clone())
+    current.grad = bias.grad = blocks.grad = None
+    (current_lif_scan(current + bias, LIFParameters(), blocks)[0] * weight).sum().backward()
+    for got, expected in zip(fused, (current.grad, bias.grad, blocks.grad)):
+        torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
+    assert fused[1].abs().sum() > 0
+    with pytest.raises(ValueError, match=r"bias must have shape \[8\], got \(3,\)"):
+        current_lif_scan(current, LIFParameters(), blocks, torch.zeros(3, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# spike_linear (event-driven matmul for spike inputs)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_spike_events_lists_spikes_by_row_and_by_input():
+    x = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0], [0.0] * 5, [1.0, 0.0, 1.0, 0.0, 0.0]])  # 4 of 15: density 0.27
+    events = SpikeEvents.find(x)
+    assert events is not None
+    assert events.cols.tolist() == [1, 2, 0, 2] and events.row_offsets.tolist() == [0, 2, 2]
+    assert events.rows.tolist() == [2, 0, 0, 2] and events.col_offsets.tolist() == [0, 1, 2, 4, 4]
+    assert SpikeEvents.find(torch.tensor([[0.0, 0.5]])) is None  # not binary
+    assert SpikeEvents.find(torch.ones(4, 4)) is None  # too dense
+    assert SpikeEvents.find(x.double()) is None
+
+
+@pytest.mark.parametrize("density", [0.1, 0.6])
+def test_spike_linear_matches_dense_linear(density):
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(300, 40, generator=gen) < density).float().requires_grad_()
+    weight = torch.randn(EVENT_FAN_OUT_MIN, 40, generator=gen, requires_grad=True)
+    upstream = torch.randn(300, EVENT_FAN_OUT_MIN, generator=gen)
+    (spike_linear(x, weight) * upstream).sum().backward()
+    got = (x.grad.clone(), weight.grad.clone())
+    x.grad = weight.grad = None
+    expected_out = x @ weight.t()
+    (expected_out * upstream).sum().backward()
+    torch.testing.assert_close(spike_linear(x, weight), expected_out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got[0], x.grad, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got[1], weight.grad, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="spike_linear needs x"):
+        spike_linear(x, weight.t())
+
+
+def test_spike_linear_takes_the_event_path_only_for_sparse_binary_input(monkeypatch):
+    calls = []
+    real = SpikeEvents.find
+    monkeypatch.setattr(SpikeEvents, "find", classmethod(lambda cls, x: calls.append(x.shape) or real(x)))
+    sparse = (torch.rand(50, 20) < 0.1).float()
+    spike_linear(sparse, torch.randn(EVENT_FAN_OUT_MIN, 20))
+    spike_linear(sparse, torch.randn(EVENT_FAN_OUT_MIN - 1, 20))  # narrow layer: dense GEMM, no event search
+    assert calls == [(50, 20)]
+    noisy = sparse + 0.01  # real-valued input (e.g. transmission noise) still gives the exact product
+    weight = torch.randn(EVENT_FAN_OUT_MIN, 20)
+    torch.testing.assert_close(spike_linear(noisy, weight), noisy @ weight.t())
 
 
 # ---------------------------------------------------------------------------------------------------------------

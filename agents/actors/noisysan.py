@@ -69,5 +69,9 @@ class NoisySAN(ILCSAN):
         spikes = self.output_spikes(obs, per_layer)
         return self.readout(self.readout_synapses(spikes), parts[-1])
 
-    def fire(self, index: int, current: torch.Tensor, blocks: torch.Tensor | None, noise: object) -> torch.Tensor:
-        return self.noisy_neurons[index](current, blocks, noise)
+    def fire(
+        self, index: int, current: torch.Tensor, bias: torch.Tensor, blocks: torch.Tensor | None, noise: object
+    ) -> torch.Tensor:
+        if noise is None:  # the noise-free actor: exactly ILC-SAN's layer
+            return super().fire(index, current, bias, blocks, None)
+        return self.noisy_neurons[index](current + bias, blocks, noise)

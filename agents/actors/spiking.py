@@ -6,8 +6,11 @@ Shared backbone (spec §1), for ``T`` SNN steps per environment step::
     obs [B, N] --PopulationEncoder--> spikes [T, B, N*P_e]
       --Linear+CurrentLIF--> ... hidden layers ... --Linear+CurrentLIF--> output populations [T, B, M*P_d]
 
-Each ``Linear`` runs once on all ``T*B`` rows; only the elementwise membrane scan is sequential (and, for
-ILC-SAN, the small block-diagonal recurrence over the output populations).
+Each ``Linear`` runs once on all ``T*B`` rows through :func:`neurons.synapses.spike_linear`: its inputs are spikes
+(about 10 % of them non-zero), so the product and the weight gradient are sums of the weight / gradient rows
+selected by the spikes rather than dense GEMMs (dense GEMMs for narrow layers and dense inputs); the bias is added
+inside the neuron scan. Only the elementwise membrane scan is sequential (and, for ILC-SAN, the small
+block-diagonal recurrence over the output populations).
 
 Inference at small batch (no autograd, CPU, float32, deterministic encoder, ``B <= EVENT_DRIVEN_MAX_BATCH``)
 takes the event-driven path of :mod:`neurons.event_kernels` instead: one compiled call per layer that adds
@@ -24,7 +27,6 @@ import abc
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from agents.activity import ActivityReport
@@ -39,6 +41,7 @@ from neurons import (
     event_kernels,
 )
 from neurons.encoders import ENCODER_THRESHOLD
+from neurons.synapses import spike_linear
 
 EVENT_DRIVEN_MAX_BATCH = 4
 _NO_BLOCKS = np.zeros((0, 1, 1), np.float32)
@@ -80,17 +83,19 @@ class SpikingActor(ActorNetwork):
         record = [spikes.detach()]
         for index, layer in enumerate(self.layers):
             bias, recurrent = self._bias_and_blocks(index)
-            current = F.linear(spikes.reshape(steps * batch, -1), layer.weight, bias).view(steps, batch, -1)
-            spikes = self.fire(index, current, recurrent, None if noise is None else noise[index])
+            current = spike_linear(spikes.reshape(steps * batch, -1), layer.weight).view(steps, batch, -1)
+            spikes = self.fire(index, current, bias, recurrent, None if noise is None else noise[index])
             record.append(spikes.detach())
         self._last_spikes = record
         return spikes
 
-    def fire(self, index: int, current: torch.Tensor, blocks: torch.Tensor | None, noise: object) -> torch.Tensor:
-        """Spikes ``[T, B, F]`` that layer ``index`` transmits for input current ``[T, B, F]``."""
+    def fire(
+        self, index: int, current: torch.Tensor, bias: torch.Tensor, blocks: torch.Tensor | None, noise: object
+    ) -> torch.Tensor:
+        """Spikes ``[T, B, F]`` that layer ``index`` transmits for input current ``[T, B, F]`` + ``bias [F]``."""
         if noise is not None:
             raise ValueError(f"{type(self).__name__} has no noisy neurons")
-        return self.neurons(current, blocks)
+        return self.neurons(current, blocks, bias)
 
     def _event_arrays(self) -> dict:
         """NumPy views for the event-driven kernel, rebuilt only when a parameter changed (version counter)."""
