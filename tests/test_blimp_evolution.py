@@ -123,3 +123,56 @@ def test_config_defaults_match_the_paper() -> None:
     config = load_evolve_config("experiments/blimp_i.yaml")
     assert config.network.variant == "iwta" and config.network.readout_decay_max == 0.3
     assert config.evolution.popsize == 50 and config.data.target == "i"
+
+
+def test_flight_loss_is_tracking_mae_plus_steady_state_error() -> None:
+    from agents.blimp.closed_loop import flight_loss
+
+    reference = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+    z = np.array([[0.0, 0.5, 0.9, 1.0, 1.8, 1.9]]).T  # |e| = 1, .5, .1, 1, .2, .1
+    # MAE 2.9 / 6; steady state (last 2 ticks of each hold): (0.5 + 0.1) / 2 and (0.2 + 0.1) / 2
+    expected = 2.9 / 6 + (0.3 + 0.15) / 2
+    assert flight_loss(z, reference, [(0, 3), (3, 6)], window=2) == pytest.approx([expected])
+
+
+def test_closed_loop_fitness_of_a_batch_equals_each_flight_alone(evolved: Path) -> None:
+    from agents.blimp.closed_loop import ClosedLoopEvaluator
+
+    run = EvolutionRun(evolved)
+    arch = run.load_config().network.architecture()
+    partner = (arch, run.load_best_genome())
+    genomes = np.stack([arch.initial_genome(np.random.default_rng(seed)) for seed in range(3)])
+    evaluator = ClosedLoopEvaluator(arch, partner, scenarios=2, flight_s=50, test_s=50, seed=0, net_weight=0.1)
+    batch = evaluator.evaluate(genomes, 1)[0]
+    alone = [evaluator.evaluate(g[None, :], 1)[0][0] for g in genomes]
+    assert batch == pytest.approx(alone, abs=1e-12)
+    assert len(set(batch.round(6))) == 3 and (batch < 2.0).all()
+
+
+def test_closed_loop_evolution_starts_from_a_run_and_flies_with_a_partner(evolved: Path, tmp_path: Path) -> None:
+    from agents.blimp.closed_loop import ClosedLoopEvaluator
+
+    run = tmp_path / "closed"
+    code = run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", run, "--generations", 4, *TINY,
+                   "--set", "fitness.kind=closed-loop", "--set", f"fitness.partner={evolved}",
+                   "--set", f"fitness.init={evolved}", "--set", "data.train_windows=2", "--set", "data.window_s=50",
+                   "--set", "data.test_s=50", "--set", "evolution.popsize=6", "--set", "evolution.test_every=2",
+                   "--set", "data.net_weight=0.06")  # fmt: skip
+    assert code == 0 and not (run / "data.npz").exists()
+    rows = progress(run)
+    assert [int(r["generation"]) for r in rows] == [0, 2, 4]
+    start = EvolutionRun(evolved).load_best_genome()
+    arch = EvolutionRun(run).load_config().network.architecture()
+    evaluator = ClosedLoopEvaluator(arch, (arch, start), scenarios=2, flight_s=50, test_s=50, seed=0, net_weight=0.06)
+    assert float(rows[0]["test_loss_cma_mean"]) == pytest.approx(evaluator.evaluate(start[None, :], None)[0][0])
+    assert float(rows[-1]["best_test_loss"]) <= float(rows[0]["best_test_loss"])
+
+
+def test_closed_loop_options_are_checked(evolved: Path, tmp_path: Path, capsys) -> None:
+    assert run_cli("evolve", "--run-dir", tmp_path / "a", "--set", f"fitness.partner={evolved}") == 2
+    assert "fitness.partner only applies to fitness.kind: closed-loop" in capsys.readouterr().err
+    assert run_cli("evolve", "--run-dir", tmp_path / "b", "--set", f"fitness.init={evolved}") == 2
+    assert "holds a genome of 91 genes, the lif network with 40 hidden neurons has 361" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()  # checked before the run directory is written
+    assert run_cli("evolve", "--run-dir", tmp_path / "c", "--set", "data.net_weight=0.5") == 2
+    assert "data.net_weight must be in [0, 0.2] N, got 0.5" in capsys.readouterr().err

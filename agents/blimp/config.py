@@ -1,10 +1,17 @@
 """Configuration of an SNN evolution run, loaded from YAML with the project's typed, unknown-key-rejecting loader.
 
-A config has three sections, each optional::
+A config has four sections, each optional::
 
     network:   {hidden: 40, variant: lif, readout_decay_max: 1.0}
-    data:      {target: pd, train_windows: 100, window_s: 80, test_s: 500, seed: 0, kp: 9, ki: 0.75, kd: 14}
+    data:      {target: pd, train_windows: 100, window_s: 80, test_s: 500, seed: 0, kp: 9, ki: 0.75, kd: 14,
+               net_weight: 0.07}
     evolution: {generations: 2000, popsize: 50, sigma0: 0.1, seed: 0, diagonal: false, test_every: 25, ...}
+    fitness:   {kind: imitation, partner: null, init: null}
+
+``fitness.kind: closed-loop`` flies the MuJoCo blimp instead of imitating a dataset
+(:mod:`agents.blimp.closed_loop`); then ``data.train_windows`` is the number of training flights, ``window_s`` /
+``test_s`` their lengths, ``seed`` their seed and ``net_weight`` the ΔW range, and ``fitness.partner`` names the
+evolution run whose best net is summed with the evolving one (the SNN-PD when an I net evolves).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 from agents.blimp.datasets import TARGETS
 from agents.blimp.pid import PIDGains
 from agents.blimp.snn import HIDDEN_VARIANTS, SNNArchitecture
+from envs.blimp.profiles import I_TRAINING_NET_WEIGHT
 from experiments.config import ConfigError, build_config, read_config_data
 
 
@@ -35,6 +43,9 @@ class NetworkConfig:
         return SNNArchitecture(self.hidden, self.variant, self.readout_decay_max)
 
 
+MAX_NET_WEIGHT = 0.2  # N: beyond this the blimp cannot hover (max thrust) and the I flights land or hit the ceiling
+
+
 @dataclass
 class DataConfig:
     target: str = "pd"
@@ -45,6 +56,7 @@ class DataConfig:
     kp: float = 9.0
     ki: float = 0.75
     kd: float = 14.0
+    net_weight: float = I_TRAINING_NET_WEIGHT  # N, I set only: ΔW ~ U(-net_weight, net_weight) per set-point
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -54,6 +66,8 @@ class DataConfig:
         for key in ("window_s", "test_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"data.{key} must be > 0, got {getattr(self, key)}")
+        if not 0 <= self.net_weight <= MAX_NET_WEIGHT:
+            raise ConfigError(f"data.net_weight must be in [0, {MAX_NET_WEIGHT}] N, got {self.net_weight}")
 
     @property
     def gains(self) -> PIDGains:
@@ -86,11 +100,28 @@ class EvolutionConfig:
             raise ConfigError(f"evolution.min_std must be in [0, sigma0), got {self.min_std}")
 
 
+FITNESS_KINDS = ("imitation", "closed-loop")
+
+
+@dataclass
+class FitnessConfig:
+    kind: str = "imitation"
+    partner: str | None = None  # closed-loop: evolution run whose best network's command is added (e.g. the SNN-PD)
+    init: str | None = None  # start from this evolution run's best genome instead of the activity-preserving init
+
+    def __post_init__(self) -> None:
+        if self.kind not in FITNESS_KINDS:
+            raise ConfigError(f"fitness.kind: unknown {self.kind!r}; valid: {', '.join(FITNESS_KINDS)}")
+        if self.partner is not None and self.kind != "closed-loop":
+            raise ConfigError("fitness.partner only applies to fitness.kind: closed-loop")
+
+
 @dataclass
 class EvolveConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     data: DataConfig = field(default_factory=DataConfig)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,8 +3,9 @@
 * ``pd``: the neutrally buoyant blimp flown by PD controllers with random gains (Kp ~ U(5, 12), Kd ~ U(5, 18)) over
   random steps (first change 3 s into each window); target = PD(Kp, Kd) of the recorded error with the authors'
   two-sample averaged derivative, derivative kicks above 10 divided by 10, output clipped to ±10.
-* ``i``: the I-training protocol: 5 set-points of 50 s with the net weight ΔW ~ U(-0.07, 0.07) N redrawn at each
-  step (a random bias in the actuator's units), flown by the deployed PID; target = Ki · clip(Σ T e, ±10).
+* ``i``: the I-training protocol: 5 set-points of 50 s with the net weight ΔW ~ U(-r, r) N (r = ``net_weight``,
+  default 0.07) redrawn at each step (a random bias in the actuator's units), flown by the deployed PID;
+  target = Ki · clip(Σ T e, ±10).
 
 Windows are equal-length, so a dataset is ``[W, T]`` error and target arrays plus one longer test sequence.
 """
@@ -19,7 +20,7 @@ import numpy as np
 from agents.blimp.controllers import fly
 from agents.blimp.pid import PID, PIDGains
 from envs.blimp.env import BlimpAltitudeEnv
-from envs.blimp.profiles import i_training, random_steps
+from envs.blimp.profiles import I_TRAINING_NET_WEIGHT, i_training, random_steps
 
 TARGETS = ("pd", "i")
 KICK_LIMIT = 10.0
@@ -78,9 +79,9 @@ def _pd_errors(env: BlimpAltitudeEnv, rng: np.random.Generator, seconds: float, 
             return flight["error"]
 
 
-def _i_errors(env: BlimpAltitudeEnv, rng: np.random.Generator, seconds: float) -> np.ndarray:
+def _i_errors(env: BlimpAltitudeEnv, rng: np.random.Generator, seconds: float, net_weight: float) -> np.ndarray:
     while True:
-        plan = i_training(rng, env.params.control_dt, seconds)
+        plan = i_training(rng, env.params.control_dt, seconds, net_weight=net_weight)
         flight = fly(env, PID(), int(rng.integers(2**31)), {"plan": plan, "buoyancy": "neutral"})
         if not flight.terminated:
             return flight["error"]
@@ -93,6 +94,7 @@ def generate(
     test_s: float,
     seed: int,
     gains: PIDGains,
+    net_weight: float = I_TRAINING_NET_WEIGHT,
     progress: bool = False,
 ) -> ImitationData:
     """Fly ``windows`` training windows of ``window_s`` seconds and one ``test_s`` test sequence.
@@ -100,11 +102,14 @@ def generate(
     Args:
         target: ``"pd"`` or ``"i"``.
         gains: the target controller's gains (Kp, Kd for ``pd``; Ki for ``i``).
+        net_weight: half-range (N) of the I set's random net weight per set-point (``i`` only).
     """
     if target not in TARGETS:
         raise ValueError(f"unknown imitation target {target!r}; valid: {', '.join(TARGETS)}")
     if windows < 1 or window_s <= 0 or test_s <= 0:
         raise ValueError(f"need windows >= 1 and positive durations, got {windows}, {window_s}, {test_s}")
+    if net_weight < 0:
+        raise ValueError(f"net_weight must be >= 0 N, got {net_weight}")
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
@@ -113,7 +118,7 @@ def generate(
     def errors_for(seconds: float) -> np.ndarray:
         if target == "pd":
             return _pd_errors(env, rng, seconds, first_dwell=3.0)
-        return _i_errors(env, rng, seconds)
+        return _i_errors(env, rng, seconds, net_weight)
 
     def target_for(errors: np.ndarray) -> np.ndarray:
         return pd_target(errors, gains.kp, gains.kd) if target == "pd" else i_target(errors, gains.ki)

@@ -19,6 +19,7 @@ Run directory::
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import pickle
@@ -26,9 +27,10 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -74,10 +76,14 @@ class PopulationEvaluator:
         return losses.numpy(), rates["encoding"].numpy(), rates["hidden"].numpy()
 
 
-class RayEvaluator:
-    """Splits each batch over ``workers`` Ray actors that hold the dataset (Ray is optional: ``pip install ray``)."""
+class Evaluator(Protocol):
+    def evaluate(self, genomes: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
-    def __init__(self, architecture: SNNArchitecture, data: ImitationData, workers: int) -> None:
+
+class RayEvaluator:
+    """Splits each batch over ``workers`` Ray actors, each holding ``make()`` (Ray is optional: ``pip install ray``)."""
+
+    def __init__(self, make: Callable[[], Evaluator], workers: int) -> None:
         try:
             import ray
         except ImportError as err:
@@ -86,7 +92,7 @@ class RayEvaluator:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         actor = ray.remote(num_cpus=1)(_SingleThreadEvaluator)
         self.ray = ray
-        self.actors = [actor.remote(architecture, data) for _ in range(workers)]
+        self.actors = [actor.remote(make) for _ in range(workers)]
 
     def evaluate(self, genomes: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chunks = np.array_split(genomes, len(self.actors))
@@ -94,10 +100,53 @@ class RayEvaluator:
         return tuple(np.concatenate(arrays) for arrays in zip(*parts))  # type: ignore[return-value]
 
 
-class _SingleThreadEvaluator(PopulationEvaluator):
-    def __init__(self, architecture: SNNArchitecture, data: ImitationData) -> None:
+class _SingleThreadEvaluator:
+    def __init__(self, make: Callable[[], Evaluator]) -> None:
         torch.set_num_threads(1)
-        super().__init__(architecture, data)
+        self.inner = make()
+
+    def evaluate(self, genomes: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.inner.evaluate(genomes, window)
+
+
+def load_partner(config: EvolveConfig) -> tuple[SNNArchitecture, np.ndarray] | None:
+    """``fitness.partner``'s architecture and best genome, or ``None`` (raises naming a missing or corrupt file)."""
+    if config.fitness.partner is None:
+        return None
+    partner = EvolutionRun(config.fitness.partner)
+    return partner.load_config().network.architecture(), partner.load_best_genome()
+
+
+def make_evaluator(
+    config: EvolveConfig, data: ImitationData | None, partner: tuple[SNNArchitecture, np.ndarray] | None
+) -> Evaluator:
+    """The fitness of ``config``: imitation of ``data``, or closed-loop flights summed with ``partner``'s net."""
+    arch = config.network.architecture()
+    if data is None:
+        from agents.blimp.closed_loop import ClosedLoopEvaluator
+
+        d = config.data
+        make = functools.partial(
+            ClosedLoopEvaluator, arch, partner, d.train_windows, d.window_s, d.test_s, d.seed, d.net_weight
+        )
+    else:
+        make = functools.partial(PopulationEvaluator, arch, data)
+    workers = config.evolution.workers
+    return RayEvaluator(make, workers) if workers > 1 else make()
+
+
+def initial_genome(config: EvolveConfig, rng: np.random.Generator) -> np.ndarray:
+    """CMA-ES start ``[D]``: ``fitness.init``'s best genome, else the activity-preserving initialisation."""
+    arch = config.network.architecture()
+    if config.fitness.init is None:
+        return arch.initial_genome(rng)
+    genome = EvolutionRun(config.fitness.init).load_best_genome()
+    if genome.shape != (arch.size,):
+        raise ConfigError(
+            f"fitness.init: {config.fitness.init} holds a genome of {genome.size} genes, "
+            f"the {arch.variant} network with {arch.hidden} hidden neurons has {arch.size}"
+        )
+    return genome
 
 
 def write_atomic_bytes(path: Path, payload: bytes) -> None:
@@ -242,31 +291,37 @@ def evolve(
     evo = config.evolution
     total = generations if generations is not None else evo.generations
     torch.set_num_threads(evo.num_threads)
-    arch = config.network.architecture()
+    windows = config.data.train_windows
+    closed_loop = config.fitness.kind == "closed-loop"
+    partner = load_partner(config)
+    data = None
     if resume:
         state = run.load_checkpoint()
-        data = ImitationData.load(run.data_file)
         run.trim_progress(state["generation"])
+        if not closed_loop:
+            data = ImitationData.load(run.data_file)
     else:
-        run.initialise(config)
-        data = generate(
-            config.data.target,
-            config.data.train_windows,
-            config.data.window_s,
-            config.data.test_s,
-            config.data.seed,
-            config.data.gains,
-            progress=evo.progress_bar,
-        )
-        data.save(run.data_file)
         rng = np.random.default_rng(evo.seed)
-        x0 = arch.initial_genome(rng)
+        x0 = initial_genome(config, rng)  # checks fitness.init before anything is written
+        run.initialise(config)
+        if not closed_loop:
+            data = generate(
+                config.data.target,
+                windows,
+                config.data.window_s,
+                config.data.test_s,
+                config.data.seed,
+                config.data.gains,
+                config.data.net_weight,
+                progress=evo.progress_bar,
+            )
+            data.save(run.data_file)
         state = {"generation": 0, "es": _new_strategy(config, x0), "rng": rng.bit_generator.state, "wall": 0.0}
         state.update(best_genome=x0, best_test_loss=np.inf, best_generation=0)
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
     es = state["es"]
-    evaluator = RayEvaluator(arch, data, evo.workers) if evo.workers > 1 else PopulationEvaluator(arch, data)
+    evaluator = make_evaluator(config, data, partner)
     writer = SummaryWriter(str(run.tensorboard_dir), purge_step=state["generation"] + 1 if resume else None)
     start_wall = time.perf_counter() - state["wall"]
 
@@ -292,7 +347,7 @@ def evolve(
 
     if not resume:
         mean = np.asarray(es.result.xfavorite)
-        train_loss, rate_enc, rate_hid = evaluator.evaluate(mean[None, :], int(rng.integers(len(data.train_errors))))
+        train_loss, rate_enc, rate_hid = evaluator.evaluate(mean[None, :], int(rng.integers(windows)))
         train = {"train_loss_best": float(train_loss[0]), "train_loss_mean": float(train_loss[0])}
         train.update(rate_encoding=float(rate_enc[0]), rate_hidden=float(rate_hid[0]))
         test_and_log(0, {"generation_best": mean, "cma_mean": mean}, train)
@@ -303,14 +358,14 @@ def evolve(
         total=total,
         initial=state["generation"],
         unit="gen",
-        desc=f"evolve {config.data.target}",
+        desc=f"evolve {config.data.target}" + (" closed-loop" if closed_loop else ""),
         disable=not evo.progress_bar,
         mininterval=0.5 if sys.stderr.isatty() else 30.0,
         dynamic_ncols=True,
     )
     try:
         for generation in range(state["generation"] + 1, total + 1):
-            window = int(rng.integers(len(data.train_errors)))
+            window = int(rng.integers(windows))
             genomes = np.asarray(es.ask())
             losses, rate_enc, rate_hid = evaluator.evaluate(genomes, window)
             es.tell(list(genomes), losses.tolist())

@@ -14,6 +14,7 @@ import numpy as np
 
 PAPER_PD_STEPS = (1.0, 0.5, 0.0, -0.5, -1.0)  # Δh of the paper's PD protocol, m
 PAPER_FULL_LEVELS = (0.5, 1.0, 1.5, 1.0, 0.5)  # set-points of the paper's I / full-controller protocol, m
+I_TRAINING_NET_WEIGHT = 0.07  # N, default half-range of the I-training ΔW (the paper: b ~ U(-4, 4) u ≈ ±0.08 N)
 
 
 @dataclass
@@ -125,16 +126,22 @@ def disturb(rng: np.random.Generator, dt: float, duration_s: float | None = None
     return ReferencePlan(reference, offset, [(0, round(40 / dt)), (round(40 / dt), n)], "negative")
 
 
-def i_training(rng: np.random.Generator, dt: float, duration_s: float | None = None, step: float | None = None):
+def i_training(
+    rng: np.random.Generator,
+    dt: float,
+    duration_s: float | None = None,
+    step: float | None = None,
+    net_weight: float = I_TRAINING_NET_WEIGHT,
+):
     """I-controller data: set-points of 50 s (|Δ| in [0.3, 1] m) for ``duration_s`` (default 250 s: 5 steps), with
-    the net weight ΔW ~ U(-0.07, 0.07) N redrawn at every step."""
+    the net weight ΔW ~ U(-net_weight, net_weight) N redrawn at every step."""
     steps = max(1, round((duration_s or 250.0) / 50.0))
     ticks = round(50 / dt)
     levels = [_grid_level(rng)]
     for _ in range(steps - 1):
         levels.append(_next_level(rng, levels[-1]))
     result = _levels_plan(levels, [ticks] * steps, "neutral")
-    result.net_weight_offset = np.repeat(rng.uniform(-0.07, 0.07, steps), ticks)
+    result.net_weight_offset = np.repeat(rng.uniform(-net_weight, net_weight, steps), ticks)
     return result
 
 

@@ -1,0 +1,107 @@
+"""Closed-loop fitness for the evolved blimp SNN (design reference §7, "evolved SNN, closed loop" arm).
+
+Instead of imitating recorded PD / I commands open loop, every individual flies the MuJoCo blimp: the evolving
+network (plus an optional fixed partner network, e.g. the evolved SNN-PD when the I net evolves) commands the
+thruster from the measured error, and the loss is what the closed-loop comparison reports::
+
+    loss = MAE(h_ref, h) over the flight + mean over holds of MAE(h_ref, h) in the hold's last 10 s   (m)
+
+The second term is the paper's steady-state error. Flights follow the I-training protocol (50 s set-points with the
+net weight ΔW ~ U(-r, r) N redrawn per set-point, ``data.net_weight``), so the buoyancy offsets an integral term must
+remove are in every flight. Scenario ``k`` is the same flight (plan, sensor noise) for every individual; the
+test flight is a longer held-out scenario. One env per individual steps in lockstep and the population's networks
+are stepped as one batch (:class:`agents.blimp.snn.SNNPopulation`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from agents.blimp.snn import SNNArchitecture, SNNPopulation
+from envs.blimp.env import BlimpAltitudeEnv
+from envs.blimp.profiles import i_training
+
+STEADY_WINDOW_S = 10.0  # s, the steady-state error window at the end of each hold
+TEST_SEED_OFFSET = 1_000_003
+
+
+def flight_loss(z: np.ndarray, reference: np.ndarray, holds: list[tuple[int, int]], window: int) -> np.ndarray:
+    """Tracking MAE plus mean steady-state error (m) per individual.
+
+    Args:
+        z: true altitudes ``[T, P]``, m.
+        reference: set-points ``[T]``, m.
+        holds: ``(start, end)`` tick ranges of the constant set-points.
+        window: ticks at the end of each hold that count as steady state.
+    """
+    error = np.abs(reference[:, None] - z)
+    steady = [error[max(start, end - window) : end].mean(0) for start, end in holds if end > start]
+    return error.mean(0) + (np.mean(steady, axis=0) if steady else 0.0)
+
+
+class ClosedLoopEvaluator:
+    """Closed-loop losses of a batch of genomes on training scenario ``k`` or on the test flight.
+
+    Args:
+        architecture: the evolving network's shape.
+        partner: ``(architecture, genome [D'])`` of a fixed network whose command is added, or ``None``.
+        scenarios: number of training scenarios (flights are drawn from ``seed``).
+        flight_s: length of a training flight, s (50 s per set-point).
+        test_s: length of the test flight, s.
+        seed: scenario seed.
+        net_weight: half-range of the per-set-point net weight ΔW, N.
+    """
+
+    def __init__(
+        self,
+        architecture: SNNArchitecture,
+        partner: tuple[SNNArchitecture, np.ndarray] | None,
+        scenarios: int,
+        flight_s: float,
+        test_s: float,
+        seed: int,
+        net_weight: float,
+    ) -> None:
+        self.arch = architecture
+        self.partner = partner
+        self.windows = scenarios
+        self.flight_s, self.test_s = flight_s, test_s
+        self.seed, self.net_weight = seed, net_weight
+        self.envs: list[BlimpAltitudeEnv] = []
+
+    def _env(self, index: int) -> BlimpAltitudeEnv:
+        while len(self.envs) <= index:
+            self.envs.append(BlimpAltitudeEnv(terminate_on_contact=False))
+        return self.envs[index]
+
+    def evaluate(self, genomes: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Losses ``[P]`` (m) and encoding/hidden firing rates ``[P]`` on scenario ``window`` (``None``: test)."""
+        genomes = np.atleast_2d(genomes)
+        population = len(genomes)
+        seed = self.seed + (TEST_SEED_OFFSET if window is None else window)
+        seconds = self.test_s if window is None else self.flight_s
+        envs = [self._env(i) for i in range(population)]
+        plan = i_training(np.random.default_rng(seed), envs[0].params.control_dt, seconds, net_weight=self.net_weight)
+        observations = np.array([env.reset(seed=seed, options={"plan": plan})[0][0] for env in envs])
+        network = SNNPopulation(self.arch, genomes)
+        partner = None
+        if self.partner is not None:
+            partner = SNNPopulation(self.partner[0], np.repeat(self.partner[1][None, :], population, axis=0))
+        max_command = envs[0].params.max_command
+        ticks = len(plan.reference)
+        z = np.empty((ticks, population))
+        for t in range(ticks):
+            error = torch.from_numpy(observations)
+            command = network.step(error)
+            if partner is not None:
+                command = command + partner.step(error)
+            actions = (command.numpy() / max_command).clip(-1.0, 1.0)
+            for i, env in enumerate(envs):
+                observation, _, _, _, info = env.step(actions[i : i + 1])
+                observations[i] = observation[0]
+                z[t, i] = info["z"]
+        window_ticks = round(STEADY_WINDOW_S / envs[0].params.control_dt)
+        losses = flight_loss(z, plan.reference, list(plan.holds), window_ticks)
+        rates = network.firing_rates()
+        return losses, rates["encoding"].numpy(), rates["hidden"].numpy()
