@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{variant:5s} genes {arch.size:5d}: {batched:.3f} s/generation ({60 / batched:.0f} gen/min), "
               f"per-individual loop {looped / batched:.1f}x slower")  # fmt: skip
         if variant == "lif" and not args.skip_ray:
-            ray_eval = RayEvaluator(arch, data, workers=2)
+            ray_eval = RayEvaluator(functools.partial(PopulationEvaluator, arch, data), workers=2)
             two = median_seconds(lambda r=ray_eval, g=genomes: r.evaluate(g, 0), args.repeats)
             results["ray_2_workers"] = {"s_per_generation": two, "speedup_vs_1": batched / two}
             print(f"lif with 2 Ray workers: {two:.3f} s/generation, speed-up {batched / two:.2f}x vs 1 process")

@@ -171,7 +171,7 @@ def plot_flights(flights: dict[str, Flight], path: Path, title: str) -> None:
 
 
 def plot_learning_curves(runs: dict[str, Path], path: Path) -> None:
-    """Train (generation best) and best-on-test imitation loss over generations of evolution runs."""
+    """Train (generation best) and best-on-test loss (imitation or closed loop) over generations of evolution runs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,14 +179,17 @@ def plot_learning_curves(runs: dict[str, Path], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.5), squeeze=False)
     for ax, (name, run_dir) in zip(axes[0], runs.items()):
-        rows = list(csv.DictReader(EvolutionRun(run_dir).progress_file.open()))
+        run = EvolutionRun(run_dir)
+        rows = list(csv.DictReader(run.progress_file.open()))
+        fitness = run.load_config().fitness
         generation = [int(r["generation"]) for r in rows]
         for key, label in (("train_loss_best", "train (gen. best)"), ("test_loss_cma_mean", "test (CMA mean)")):
             ax.plot(generation, [float(r[key]) for r in rows], lw=0.8, label=label)
         ax.plot(generation, [float(r["best_test_loss"]) for r in rows], "k", lw=1.5, label="best on test")
         ax.set_title(name)
         ax.set_xlabel("generation")
-        ax.set_ylabel("MAE + (1 - ρ)")
+        closed_loop = fitness.kind == "closed-loop"
+        ax.set_ylabel(f"MAE + {fitness.steady_state_weight:g}·SSE (m)" if closed_loop else "MAE + (1 - ρ)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -133,6 +133,7 @@ def test_flight_loss_is_tracking_mae_plus_steady_state_error() -> None:
     # MAE 2.9 / 6; steady state (last 2 ticks of each hold): (0.5 + 0.1) / 2 and (0.2 + 0.1) / 2
     expected = 2.9 / 6 + (0.3 + 0.15) / 2
     assert flight_loss(z, reference, [(0, 3), (3, 6)], window=2) == pytest.approx([expected])
+    assert flight_loss(z, reference, [(0, 3), (3, 6)], 2, steady_weight=3) == pytest.approx([2.9 / 6 + 0.675])
 
 
 def test_closed_loop_fitness_of_a_batch_equals_each_flight_alone(evolved: Path) -> None:
@@ -176,3 +177,5 @@ def test_closed_loop_options_are_checked(evolved: Path, tmp_path: Path, capsys) 
     assert not (tmp_path / "b").exists()  # checked before the run directory is written
     assert run_cli("evolve", "--run-dir", tmp_path / "c", "--set", "data.net_weight=0.5") == 2
     assert "data.net_weight must be in [0, 0.2] N, got 0.5" in capsys.readouterr().err
+    assert run_cli("evolve", "--run-dir", tmp_path / "d", "--set", "fitness.steady_state_weight=-1") == 2
+    assert "fitness.steady_state_weight must be >= 0, got -1.0" in capsys.readouterr().err

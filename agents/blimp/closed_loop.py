@@ -4,13 +4,14 @@ Instead of imitating recorded PD / I commands open loop, every individual flies 
 network (plus an optional fixed partner network, e.g. the evolved SNN-PD when the I net evolves) commands the
 thruster from the measured error, and the loss is what the closed-loop comparison reports::
 
-    loss = MAE(h_ref, h) over the flight + mean over holds of MAE(h_ref, h) in the hold's last 10 s   (m)
+    loss = MAE(h_ref, h) over the flight + w * mean over holds of MAE(h_ref, h) in the hold's last 10 s   (m)
 
-The second term is the paper's steady-state error. Flights follow the I-training protocol (50 s set-points with the
-net weight ΔW ~ U(-r, r) N redrawn per set-point, ``data.net_weight``), so the buoyancy offsets an integral term must
-remove are in every flight. Scenario ``k`` is the same flight (plan, sensor noise) for every individual; the
-test flight is a longer held-out scenario. One env per individual steps in lockstep and the population's networks
-are stepped as one batch (:class:`agents.blimp.snn.SNNPopulation`).
+The second term is the paper's steady-state error, weighted by ``w`` (``fitness.steady_state_weight``). Flights
+follow the I-training protocol (50 s set-points with the net weight ΔW ~ U(-r, r) N redrawn per set-point,
+``data.net_weight``), so the buoyancy offsets an integral term must remove are in every flight. Scenario ``k`` is
+the same flight (plan, sensor noise) for every individual; the test flight is a longer held-out scenario. One env
+per individual steps in lockstep and the population's networks are stepped as one batch
+(:class:`agents.blimp.snn.SNNPopulation`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ STEADY_WINDOW_S = 10.0  # s, the steady-state error window at the end of each ho
 TEST_SEED_OFFSET = 1_000_003
 
 
-def flight_loss(z: np.ndarray, reference: np.ndarray, holds: list[tuple[int, int]], window: int) -> np.ndarray:
-    """Tracking MAE plus mean steady-state error (m) per individual.
+def flight_loss(
+    z: np.ndarray, reference: np.ndarray, holds: list[tuple[int, int]], window: int, steady_weight: float = 1.0
+) -> np.ndarray:
+    """Tracking MAE plus ``steady_weight`` x the mean steady-state error (m) per individual.
 
     Args:
         z: true altitudes ``[T, P]``, m.
@@ -37,7 +40,7 @@ def flight_loss(z: np.ndarray, reference: np.ndarray, holds: list[tuple[int, int
     """
     error = np.abs(reference[:, None] - z)
     steady = [error[max(start, end - window) : end].mean(0) for start, end in holds if end > start]
-    return error.mean(0) + (np.mean(steady, axis=0) if steady else 0.0)
+    return error.mean(0) + steady_weight * (np.mean(steady, axis=0) if steady else 0.0)
 
 
 class ClosedLoopEvaluator:
@@ -51,6 +54,7 @@ class ClosedLoopEvaluator:
         test_s: length of the test flight, s.
         seed: scenario seed.
         net_weight: half-range of the per-set-point net weight ΔW, N.
+        steady_weight: weight of the steady-state error in the loss.
     """
 
     def __init__(
@@ -62,12 +66,13 @@ class ClosedLoopEvaluator:
         test_s: float,
         seed: int,
         net_weight: float,
+        steady_weight: float = 1.0,
     ) -> None:
         self.arch = architecture
         self.partner = partner
         self.windows = scenarios
         self.flight_s, self.test_s = flight_s, test_s
-        self.seed, self.net_weight = seed, net_weight
+        self.seed, self.net_weight, self.steady_weight = seed, net_weight, steady_weight
         self.envs: list[BlimpAltitudeEnv] = []
 
     def _env(self, index: int) -> BlimpAltitudeEnv:
@@ -102,6 +107,6 @@ class ClosedLoopEvaluator:
                 observations[i] = observation[0]
                 z[t, i] = info["z"]
         window_ticks = round(STEADY_WINDOW_S / envs[0].params.control_dt)
-        losses = flight_loss(z, plan.reference, list(plan.holds), window_ticks)
+        losses = flight_loss(z, plan.reference, list(plan.holds), window_ticks, self.steady_weight)
         rates = network.firing_rates()
         return losses, rates["encoding"].numpy(), rates["hidden"].numpy()

@@ -6,7 +6,7 @@ A config has four sections, each optional::
     data:      {target: pd, train_windows: 100, window_s: 80, test_s: 500, seed: 0, kp: 9, ki: 0.75, kd: 14,
                net_weight: 0.07}
     evolution: {generations: 2000, popsize: 50, sigma0: 0.1, seed: 0, diagonal: false, test_every: 25, ...}
-    fitness:   {kind: imitation, partner: null, init: null}
+    fitness:   {kind: imitation, partner: null, init: null, steady_state_weight: 1.0}
 
 ``fitness.kind: closed-loop`` flies the MuJoCo blimp instead of imitating a dataset
 (:mod:`agents.blimp.closed_loop`); then ``data.train_windows`` is the number of training flights, ``window_s`` /
@@ -108,12 +108,15 @@ class FitnessConfig:
     kind: str = "imitation"
     partner: str | None = None  # closed-loop: evolution run whose best network's command is added (e.g. the SNN-PD)
     init: str | None = None  # start from this evolution run's best genome instead of the activity-preserving init
+    steady_state_weight: float = 1.0  # closed-loop: loss = tracking MAE + this x steady-state error
 
     def __post_init__(self) -> None:
         if self.kind not in FITNESS_KINDS:
             raise ConfigError(f"fitness.kind: unknown {self.kind!r}; valid: {', '.join(FITNESS_KINDS)}")
         if self.partner is not None and self.kind != "closed-loop":
             raise ConfigError("fitness.partner only applies to fitness.kind: closed-loop")
+        if self.steady_state_weight < 0:
+            raise ConfigError(f"fitness.steady_state_weight must be >= 0, got {self.steady_state_weight}")
 
 
 @dataclass

@@ -127,8 +127,9 @@ def make_evaluator(
 
         d = config.data
         make = functools.partial(
-            ClosedLoopEvaluator, arch, partner, d.train_windows, d.window_s, d.test_s, d.seed, d.net_weight
-        )
+            ClosedLoopEvaluator, arch, partner, d.train_windows, d.window_s, d.test_s, d.seed, d.net_weight,
+            config.fitness.steady_state_weight,
+        )  # fmt: skip
     else:
         make = functools.partial(PopulationEvaluator, arch, data)
     workers = config.evolution.workers
