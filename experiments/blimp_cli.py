@@ -38,8 +38,8 @@ def command_evolve(args: argparse.Namespace) -> int:
     from agents.blimp.config import EvolveConfig, load_evolve_config
     from agents.blimp.evolution import EvolutionRun, evolve
 
-    if args.generations is not None and args.generations < 1:
-        raise ConfigError(f"--generations must be >= 1, got {args.generations}")
+    if args.generations is not None and args.generations < 0:
+        raise ConfigError(f"--generations must be >= 0, got {args.generations}")
     if args.resume is not None:
         if args.config or args.set or args.run_dir:
             raise ConfigError("--resume continues a run with its saved config; only --generations may change")

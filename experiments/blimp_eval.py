@@ -171,17 +171,20 @@ def plot_flights(flights: dict[str, Flight], path: Path, title: str) -> None:
 
 
 def plot_learning_curves(runs: dict[str, Path], path: Path) -> None:
-    """Train (generation best) and best-on-test loss (imitation or closed loop) over generations of evolution runs."""
+    """Train (generation best) and best-on-test loss (imitation or closed loop) over generations of evolution runs;
+    runs with a single progress row (a scored start genome, ``generations: 0``) have no curve and are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.5), squeeze=False)
-    for ax, (name, run_dir) in zip(axes[0], runs.items()):
-        run = EvolutionRun(run_dir)
-        rows = list(csv.DictReader(run.progress_file.open()))
-        fitness = run.load_config().fitness
+    progress = {name: list(csv.DictReader(EvolutionRun(d).progress_file.open())) for name, d in runs.items()}
+    curves = {name: rows for name, rows in progress.items() if len(rows) > 1}
+    if not curves:
+        return
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.5), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], curves.items()):
+        fitness = EvolutionRun(runs[name]).load_config().fitness
         generation = [int(r["generation"]) for r in rows]
         for key, label in (("train_loss_best", "train (gen. best)"), ("test_loss_cma_mean", "test (CMA mean)")):
             ax.plot(generation, [float(r[key]) for r in rows], lw=0.8, label=label)

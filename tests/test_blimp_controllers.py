@@ -136,3 +136,40 @@ def test_summed_controller_adds_commands() -> None:
     assert [both(e) for e in (1.0, 1.0)] == pytest.approx([1.0, 1.5])
     both.reset()
     assert both(1.0) == pytest.approx(1.0) and both.activity()["spikes_encoding"] == 1
+
+
+def test_integrator_genome_integrates_the_error_in_the_synaptic_currents() -> None:
+    """Non-leaky encoding pairs are sigma-delta modulators (count difference 2 w Σe, ±1 spike each), the hidden
+    synaptic currents sum the difference times a_k, and the command tracks Ki T Σe, mirrored for -e, 0 at e = 0."""
+    from agents.blimp.integrator import integrator_genome
+
+    arch = SNNArchitecture(hidden=40, variant="lif", readout_decay_max=0.3)
+    gain = 0.075  # Ki T of the deployed PID
+    genome = integrator_genome(arch, gain, encoding_decay=1.0, hidden_decay=1.0)  # the exact modulator
+    outputs = {}
+    for error in (0.1, -0.1, 0.0):
+        net = SNNPopulation(arch, genome[None, :])
+        outputs[error] = net.run(np.full(60, error))[:, 0].numpy()
+        if error:
+            coupling = net.params["hid_weight"][0, :, 0, 0].numpy()  # a_k
+            currents = net.hidden.current[0].view(-1, 2).numpy()  # (c+, c-) per pair
+            assert currents[:, 0] == pytest.approx(-currents[:, 1])
+            assert (np.abs(currents[:, 0] - coupling * 2 * 0.5 * error * 60) <= 2 * coupling + 1e-12).all()
+    assert (outputs[0.0] == 0).all()
+    assert outputs[-0.1] == pytest.approx(-outputs[0.1])
+    integral = gain * 0.1 * np.arange(1, 61)
+    assert outputs[0.1][-20:].mean() == pytest.approx(integral[-20:].mean(), rel=0.2)
+    with pytest.raises(ValueError, match="hid_weight of the integrator leaves its bounds"):
+        integrator_genome(arch, 50.0)
+
+
+def test_pd_plus_integrator_snn_removes_the_negative_buoyancy_offset() -> None:
+    from agents.blimp.integrator import integrator_genome
+
+    arch = SNNArchitecture(hidden=40, variant="lif", readout_decay_max=0.3)
+    snn_i = SNNController(arch, integrator_genome(arch, 0.075))
+    env = BlimpAltitudeEnv(profile="paper-pd", buoyancy="negative")
+    metrics = flight_metrics(fly(env, SummedController(PID(PIDGains(ki=0.0)), snn_i), 0, {"step": 0.5}))
+    assert metrics["sse_cm"] < 3.0  # PD alone: ≈ 35 cm (previous test)
+    assert abs(metrics["sse_signed_cm"]) < 2.0
+    assert metrics["spikes_per_s_hidden"] > 0

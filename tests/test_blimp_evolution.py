@@ -179,3 +179,26 @@ def test_closed_loop_options_are_checked(evolved: Path, tmp_path: Path, capsys) 
     assert "data.net_weight must be in [0, 0.2] N, got 0.5" in capsys.readouterr().err
     assert run_cli("evolve", "--run-dir", tmp_path / "d", "--set", "fitness.steady_state_weight=-1") == 2
     assert "fitness.steady_state_weight must be >= 0, got -1.0" in capsys.readouterr().err
+
+
+def test_zero_generation_run_scores_and_keeps_the_hand_set_integrator(evolved: Path, tmp_path: Path) -> None:
+    from agents.blimp.closed_loop import ClosedLoopEvaluator
+    from agents.blimp.integrator import integrator_genome
+
+    run = tmp_path / "integrator"
+    code = run_cli("evolve", "--config", "experiments/blimp_i_integrator.yaml", "--run-dir", run, "--generations", 0,
+                   "--set", f"fitness.partner={evolved}", "--set", "data.train_windows=2", "--set", "data.test_s=50",
+                   "--no-progress")  # fmt: skip
+    assert code == 0
+    rows = progress(run)
+    assert [int(r["generation"]) for r in rows] == [0]
+    config = EvolutionRun(run).load_config()
+    arch = config.network.architecture()
+    genome = EvolutionRun(run).load_best_genome()
+    assert np.array_equal(genome, integrator_genome(arch, 0.75 * 0.1))  # data.ki x control period
+    partner_run = EvolutionRun(evolved)
+    partner = (partner_run.load_config().network.architecture(), partner_run.load_best_genome())
+    evaluator = ClosedLoopEvaluator(arch, partner, scenarios=2, flight_s=100, test_s=50, seed=7, net_weight=0.1,
+                                    steady_weight=3.0)  # fmt: skip
+    assert float(rows[0]["best_test_loss"]) == pytest.approx(evaluator.evaluate(genome[None, :], None)[0][0])
+    assert run_cli("evolve", "--run-dir", tmp_path / "bad", "--generations", -1) == 2

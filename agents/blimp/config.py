@@ -8,6 +8,9 @@ A config has four sections, each optional::
     evolution: {generations: 2000, popsize: 50, sigma0: 0.1, seed: 0, diagonal: false, test_every: 25, ...}
     fitness:   {kind: imitation, partner: null, init: null, steady_state_weight: 1.0}
 
+``fitness.init`` starts CMA-ES from another run's best genome (a run directory) or, with ``integrator``, from the
+hand-set integrating network of :mod:`agents.blimp.integrator` with gain ``data.ki``.
+
 ``fitness.kind: closed-loop`` flies the MuJoCo blimp instead of imitating a dataset
 (:mod:`agents.blimp.closed_loop`); then ``data.train_windows`` is the number of training flights, ``window_s`` /
 ``test_s`` their lengths, ``seed`` their seed and ``net_weight`` the ΔW range, and ``fitness.partner`` names the
@@ -89,7 +92,9 @@ class EvolutionConfig:
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("generations", "popsize", "test_every", "checkpoint_every", "workers", "num_threads"):
+        if self.generations < 0:  # 0: only score and keep the start genome (e.g. fitness.init: integrator)
+            raise ConfigError(f"evolution.generations must be >= 0, got {self.generations}")
+        for key in ("popsize", "test_every", "checkpoint_every", "workers", "num_threads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"evolution.{key} must be >= 1, got {getattr(self, key)}")
         if self.popsize < 4:
@@ -101,13 +106,14 @@ class EvolutionConfig:
 
 
 FITNESS_KINDS = ("imitation", "closed-loop")
+INTEGRATOR_INIT = "integrator"  # fitness.init keyword: the hand-set integrator of agents.blimp.integrator
 
 
 @dataclass
 class FitnessConfig:
     kind: str = "imitation"
     partner: str | None = None  # closed-loop: evolution run whose best network's command is added (e.g. the SNN-PD)
-    init: str | None = None  # start from this evolution run's best genome instead of the activity-preserving init
+    init: str | None = None  # a run directory (its best genome) or "integrator" instead of the activity-preserving init
     steady_state_weight: float = 1.0  # closed-loop: loss = tracking MAE + this x steady-state error
 
     def __post_init__(self) -> None:

@@ -36,10 +36,12 @@ import numpy as np
 import torch
 import yaml
 
-from agents.blimp.config import EvolveConfig, evolve_config_from_dict
+from agents.blimp.config import INTEGRATOR_INIT, EvolveConfig, evolve_config_from_dict
 from agents.blimp.controllers import SNNController
 from agents.blimp.datasets import ImitationData, generate
+from agents.blimp.integrator import integrator_genome
 from agents.blimp.snn import SNNArchitecture, SNNPopulation, imitation_loss
+from envs.blimp.params import BlimpParameters
 from experiments.config import ConfigError
 from experiments.run_dir import CheckpointError, git_commit, package_versions, write_atomic
 
@@ -137,10 +139,13 @@ def make_evaluator(
 
 
 def initial_genome(config: EvolveConfig, rng: np.random.Generator) -> np.ndarray:
-    """CMA-ES start ``[D]``: ``fitness.init``'s best genome, else the activity-preserving initialisation."""
+    """CMA-ES start ``[D]``: the activity-preserving initialisation (``fitness.init`` unset), the hand-set integrator
+    with gain ``data.ki`` (``fitness.init: integrator``), or another run's best genome (``fitness.init: RUN_DIR``)."""
     arch = config.network.architecture()
     if config.fitness.init is None:
         return arch.initial_genome(rng)
+    if config.fitness.init == INTEGRATOR_INIT:
+        return integrator_genome(arch, config.data.ki * BlimpParameters().control_dt)
     genome = EvolutionRun(config.fitness.init).load_best_genome()
     if genome.shape != (arch.size,):
         raise ConfigError(
