@@ -173,3 +173,15 @@ def test_pd_plus_integrator_snn_removes_the_negative_buoyancy_offset() -> None:
     assert metrics["sse_cm"] < 3.0  # PD alone: ≈ 35 cm (previous test)
     assert abs(metrics["sse_signed_cm"]) < 2.0
     assert metrics["spikes_per_s_hidden"] > 0
+
+
+@pytest.mark.parametrize("variant", ["recurrent", "iwta", "recurrent-iwta"])
+def test_integrator_genome_of_every_variant_flies_like_the_lif_one(variant: str) -> None:
+    from agents.blimp.integrator import integrator_genome
+
+    errors = np.sin(np.linspace(0, 6, 80)) * 0.3
+    outputs = []
+    for name in ("lif", variant):
+        arch = SNNArchitecture(hidden=40, variant=name, readout_decay_max=0.3)
+        outputs.append(SNNPopulation(arch, integrator_genome(arch, 0.075)[None, :]).run(errors)[:, 0])
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=0)  # zero recurrent / threshold weights
