@@ -16,6 +16,8 @@ microbenchmarks alone, ``--json PATH`` to also write the results.
    weight-gradient GEMMs of its wide layers by spike-driven row sums (:func:`neurons.synapses.spike_linear`), so
    it can run below this floor. Each time is the median over several repeats
    of many calls, after a warm-up.
+   Also timed: ILC-SAN's no-grad forward at batches 4-64 through the compiled event-driven kernel and through the
+   batched path, which shows where ``EVENT_DRIVEN_MAX_BATCH`` should sit.
 
 2. Stable-Baselines3 TD3 training throughput on HalfCheetah-v5, ``ilcsan``, ``noisysan`` and ``mlp``, each
    built with its paper recipe (:data:`RECIPES`) except for a short ``learning_starts``: environment steps
@@ -39,13 +41,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from torch import nn
 
-from agents.actors import ActorConfig, NoisySAN, build_actor
+from agents.actors import ActorConfig, NoisySAN, build_actor, spiking
 from agents.sb3 import NoiseKeyReplayBuffer
 from envs import make_vec_env
 from experiments.config import load_config
@@ -58,6 +61,7 @@ TIMESTEPS = 5
 HIDDEN_SIZES = [256, 256]
 POPULATION = 10
 TRAIN_BATCH = 100
+EVENT_BATCHES = (4, 16, 32, 64)
 ACTORS = ("ilcsan", "popsan", "mlp")
 FLOOR = "dense floor"
 WARMUP_CALLS = 10
@@ -207,6 +211,23 @@ def microbenchmarks(plan: Plan) -> dict[str, dict[str, float]]:
     return results
 
 
+def event_driven_inference(plan: Plan) -> dict[str, dict[str, float]]:
+    """ILC-SAN forward under ``torch.no_grad()`` at :data:`EVENT_BATCHES`, microseconds per call through the
+    compiled event-driven kernel (whatever ``EVENT_DRIVEN_MAX_BATCH`` says) and through the batched path:
+    ``{batch: {"event": us, "batched": us}}``; the crossover is where ``EVENT_DRIVEN_MAX_BATCH`` should sit."""
+    network = actor("ilcsan")
+    results = {}
+    for batch in EVENT_BATCHES:
+        inputs = observations(batch)
+        with mock.patch.object(spiking, "EVENT_DRIVEN_MAX_BATCH", batch):
+            event = seconds_per_call(inference_call(network, inputs), plan)
+        network.event_driven = False
+        batched = seconds_per_call(inference_call(network, inputs), plan)
+        network.event_driven = True
+        results[str(batch)] = {"event": 1e6 * event, "batched": 1e6 * batched}
+    return results
+
+
 def print_micro_table(results: dict[str, dict[str, float]]) -> None:
     """Table of microseconds per call, with ratios to the dense floor (fwd+bwd@100) and to mlp (fwd@1)."""
     floor_us, mlp_us = results[FLOOR]["fwd_bwd_100"], results["mlp"]["fwd_1"]
@@ -306,11 +327,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     micro = microbenchmarks(plan)
     print_micro_table(micro)
     targets = micro_targets(micro)
+    print(f"\nilcsan no-grad forward, event-driven kernel vs batched path (EVENT_DRIVEN_MAX_BATCH = "
+          f"{spiking.EVENT_DRIVEN_MAX_BATCH})")  # fmt: skip
+    event = event_driven_inference(plan)
+    for batch, row in event.items():
+        print(f"  batch {batch:>3}: {row['event']:8.1f} us vs {row['batched']:8.1f} us  "
+              f"({row['batched'] / row['event']:.2f}x)")  # fmt: skip
     report: dict[str, Any] = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "quick": args.quick,
         "microseconds": micro,
+        "event_driven_inference_us": event,
     }
 
     if not args.skip_sb3:

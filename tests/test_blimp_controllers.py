@@ -161,6 +161,9 @@ def test_integrator_genome_integrates_the_error_in_the_synaptic_currents() -> No
     assert outputs[0.1][-20:].mean() == pytest.approx(integral[-20:].mean(), rel=0.2)
     with pytest.raises(ValueError, match="hid_weight of the integrator leaves its bounds"):
         integrator_genome(arch, 50.0)
+    pd_shaped = SNNArchitecture(hidden=40, variant="lif")  # readout retention up to 1: still 0.3, same command
+    same = SNNPopulation(pd_shaped, integrator_genome(pd_shaped, gain, encoding_decay=1.0, hidden_decay=1.0)[None, :])
+    np.testing.assert_array_equal(same.run(np.full(60, -0.1))[:, 0].numpy(), outputs[-0.1])
 
 
 def test_pd_plus_integrator_snn_removes_the_negative_buoyancy_offset() -> None:

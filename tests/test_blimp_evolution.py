@@ -202,3 +202,6 @@ def test_zero_generation_run_scores_and_keeps_the_hand_set_integrator(evolved: P
                                     steady_weight=3.0)  # fmt: skip
     assert float(rows[0]["best_test_loss"]) == pytest.approx(evaluator.evaluate(genome[None, :], None)[0][0])
     assert run_cli("evolve", "--run-dir", tmp_path / "bad", "--generations", -1) == 2
+    assert run_cli("evolve", "--config", "experiments/blimp_i_integrator.yaml", "--run-dir", tmp_path / "ki",
+                   "--set", "data.ki=500") == 2  # fmt: skip
+    assert not (tmp_path / "ki").exists()

@@ -145,7 +145,10 @@ def initial_genome(config: EvolveConfig, rng: np.random.Generator) -> np.ndarray
     if config.fitness.init is None:
         return arch.initial_genome(rng)
     if config.fitness.init == INTEGRATOR_INIT:
-        return integrator_genome(arch, config.data.ki * BlimpParameters().control_dt)
+        try:
+            return integrator_genome(arch, config.data.ki * BlimpParameters().control_dt)
+        except ValueError as err:
+            raise ConfigError(f"fitness.init: integrator with data.ki = {config.data.ki}: {err}") from err
     genome = EvolutionRun(config.fitness.init).load_best_genome()
     if genome.shape != (arch.size,):
         raise ConfigError(

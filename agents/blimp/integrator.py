@@ -19,8 +19,8 @@ bound (the silent neuron of a pair winds up, and once the error turns it stays s
 follow), which in closed loop parked the blimp at the ceiling. The leak bounds the stored charge; it costs each
 neuron a rate offset of about ``(1 − τ_mem) ϑ / 2`` per tick, which cancels within an encoding pair and gives the
 hidden neurons a small dead zone. Biases and hidden thresholds are spread over the pairs so that the pairs do not
-fire in lockstep (identical pairs would deliver the command as synchronous pulses of ``K d``). The readout keeps
-its fastest allowed retention.
+fire in lockstep (identical pairs would deliver the command as synchronous pulses of ``K d``). The readout
+retention is 0.3, the I network's bound (a retention of 1 would never let the command change).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def integrator_genome(
     threshold_range: tuple[float, float] = (0.5, 1.5),
     encoding_decay: float = 0.95,
     hidden_decay: float = 0.95,
+    readout_decay: float = 0.3,
 ) -> np.ndarray:
     """Normalised genome ``[D]`` of a network whose command approximates ``gain_per_tick · Σ_t e_t``.
 
@@ -50,6 +51,8 @@ def integrator_genome(
         bias_range: encoding biases ``b_k``, spread evenly over the pairs.
         threshold_range: hidden thresholds ``ϑ_k``, spread evenly over the pairs.
         encoding_decay, hidden_decay: membrane retention ``τ_mem`` of the two layers (1 = the exact modulator).
+        readout_decay: readout retention ``τ_d`` (smooths the spike-quantised command; its mean does not depend on
+            it), at most the architecture's ``readout_decay_max``.
     """
     k, n = architecture.hidden // 2, architecture.hidden
     if gain_per_tick <= 0:
@@ -70,13 +73,13 @@ def integrator_genome(
         "th_decay": np.zeros(n),
         "th_weight": np.zeros((n, n)),
         "dec_weight": np.tile([readout_weight, -readout_weight], k),
-        "dec_decay": np.array([architecture.readout_decay_max]),
+        "dec_decay": np.array([min(readout_decay, architecture.readout_decay_max)]),
     }
     for block in architecture.blocks():
         values = params[block.name]
         if values.min() < block.low or values.max() > block.high:
             raise ValueError(
                 f"{block.name} of the integrator leaves its bounds [{block.low}, {block.high}]: "
-                f"[{values.min():.3g}, {values.max():.3g}]; change gain_per_tick or readout_weight"
+                f"[{values.min():.3g}, {values.max():.3g}]; lower the gain or raise readout_weight"
             )
     return architecture.encode({block.name: params[block.name] for block in architecture.blocks()})
