@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
+from neurons import event_kernels
+
 ENCODER_THRESHOLD = 0.999
+ENCODER_THRESHOLD_F32 = np.float32(ENCODER_THRESHOLD)
 SPIKE_MODES = ("deterministic", "bernoulli")
 
 
@@ -71,9 +75,14 @@ class PopulationEncoder(nn.Module):
         z = (obs.unsqueeze(-1) - self.mean) / self.std
         return torch.exp(-0.5 * z * z).reshape(obs.shape[0], -1)
 
-    def forward(self, obs: torch.Tensor, steps: int) -> torch.Tensor:
-        """Spike trains ``[steps, B, N * P]`` (0/1 floats) with straight-through gradients to ``A``."""
+    def encode(self, obs: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(spikes [steps, B, N * P], activation [B, N * P])``: the spike trains (0/1 floats, no gradient)
+        and their straight-through source ``A`` (for :func:`neurons.synapses.spike_linear`)."""
         activation = self.receptive_field(obs)
+        if self.spike_mode == "deterministic" and activation.device.type == "cpu" and activation.dtype == torch.float32:
+            spikes = torch.empty((steps, *activation.shape))
+            event_kernels.regular_spikes(activation.detach().numpy(), ENCODER_THRESHOLD_F32, spikes.numpy())
+            return spikes, activation
         with torch.no_grad():
             if self.spike_mode == "deterministic":
                 counts = torch.arange(steps + 1, dtype=activation.dtype, device=activation.device)
@@ -83,5 +92,9 @@ class PopulationEncoder(nn.Module):
                 spikes = (torch.rand((steps, *activation.shape), device=activation.device) < activation).to(
                     activation.dtype
                 )
-        # straight-through: value = spikes, d spikes_t / d A = 1
-        return spikes + (activation - activation.detach())
+        return spikes, activation
+
+    def forward(self, obs: torch.Tensor, steps: int) -> torch.Tensor:
+        """Spike trains ``[steps, B, N * P]`` (0/1 floats) with straight-through gradients to ``A``."""
+        spikes, activation = self.encode(obs, steps)
+        return spikes + (activation - activation.detach())  # value = spikes, d spikes_t / d A = 1

@@ -17,20 +17,34 @@ from neurons.lif_kernels import lif_step
 
 
 @njit(cache=True, nogil=True)
+def regular_spikes(activation, threshold, spikes):  # pragma: no cover
+    """Regular (deterministic) spike trains ``spikes [T, B, F]`` of activations ``activation [B, F]``: the spike
+    count after ``t`` steps is ``max(ceil(t * A / threshold) - 1, 0)`` (float32, the formula of
+    :meth:`neurons.encoders.PopulationEncoder.encode`), at most one spike per step."""
+    steps, batch, features = spikes.shape
+    zero, one = np.float32(0.0), np.float32(1.0)
+    for b in range(batch):
+        for f in range(features):
+            rate = activation[b, f] / threshold
+            previous = zero
+            for t in range(steps):
+                count = max(np.ceil(np.float32(t + 1) * rate) - one, zero)
+                spikes[t, b, f] = min(count - previous, one)
+                previous = count
+
+
+@njit(cache=True, nogil=True)
 def regular_population_spikes(obs, mean, std, threshold, spikes):  # pragma: no cover
     """Deterministic population encoding: ``obs [B, N]``, ``mean/std [N, P]`` -> ``spikes [T, B, N*P]``."""
-    steps, batch, _ = spikes.shape
-    n_obs, pop = mean.shape
+    batch, n_obs = obs.shape
+    pop = mean.shape[1]
+    activation = np.empty((batch, n_obs * pop), np.float32)
     for b in range(batch):
         for i in range(n_obs):
             for k in range(pop):
                 z = (obs[b, i] - mean[i, k]) / std[i, k]
-                activation = np.exp(np.float32(-0.5) * z * z)
-                previous = np.float32(0.0)
-                for t in range(steps):
-                    count = max(np.ceil((t + 1) * (activation / threshold)) - 1, np.float32(0.0))
-                    spikes[t, b, i * pop + k] = min(count - previous, np.float32(1.0))
-                    previous = count
+                activation[b, i * pop + k] = np.exp(np.float32(-0.5) * z * z)
+    regular_spikes(activation, threshold, spikes)
 
 
 @njit(cache=True, nogil=True)
@@ -139,30 +153,72 @@ def spiking_actor_forward(
                 actions[b, g] = extreme
 
 
-@njit(cache=True, nogil=True)
-def spike_events(x, cols, row_offsets, rows, col_offsets):  # pragma: no cover
-    """Sparse index lists of a binary ``x [R, F]`` for :func:`torch.nn.functional.embedding_bag`.
+def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
+    """For every 8-bit mask: the positions of its set bits (``[256, 8]``, padded) and their count (``[256]``)."""
+    positions = np.zeros((256, 8), np.int32)
+    counts = np.zeros(256, np.int32)
+    for mask in range(256):
+        bits = [i for i in range(8) if mask >> i & 1]
+        positions[mask, : len(bits)] = bits
+        counts[mask] = len(bits)
+    return positions, counts
 
-    Fills ``cols`` (input index of every spike, row by row) with ``row_offsets [R + 1]``, and ``rows`` (row
-    of every spike, input by input, rows ascending) with ``col_offsets [F + 1]``; ``cols``/``rows`` must hold
-    the spike count. Returns the spike count, or -1 if an entry of ``x`` is neither 0 nor 1 or there are more
-    spikes than ``cols`` holds.
+
+BYTE_POSITIONS, BYTE_COUNTS = _byte_tables()
+EVENT_SLACK = 8  # spike_events writes up to 8 entries past the last spike: ``cols`` needs this much spare room
+
+
+@njit(cache=True, nogil=True)
+def spike_events(x, max_count, cols, row_offsets, positions, counts):  # pragma: no cover
+    """Row-major sparse index list of a binary, C-contiguous float32 ``x [R, F]``.
+
+    Fills ``cols`` (input index of every spike, row by row; it needs ``max_count + EVENT_SLACK`` entries) and
+    ``row_offsets [R + 1]``. Returns the spike count, or -1 if an entry of ``x`` is neither 0 nor 1 or there
+    are more than ``max_count`` spikes. ``positions``/``counts`` are :data:`BYTE_POSITIONS`/:data:`BYTE_COUNTS`.
+
+    Branch-free: a first pass checks and counts (vectorised); the second turns every 8 inputs into an 8-bit
+    mask (one multiply packs eight 0/1 bytes) and copies that mask's spike positions from the table.
     """
     n_rows, n_cols = x.shape
-    capacity = cols.shape[0]
-    col_offsets[:] = 0
+    bits = x.view(np.uint32)
+    one, magnitude = np.uint32(0x3F800000), np.uint32(0x7FFFFFFF)  # 1.0f; all bits but the sign
+    total = 0
+    invalid = False
+    for r in range(n_rows):
+        for i in range(n_cols):
+            spiked = (bits[r, i] & magnitude) != 0  # -0.0 counts as 0
+            total += spiked
+            invalid |= spiked & (bits[r, i] != one)
+    if invalid or total > max_count:
+        return -1
+    words = (n_cols + 7) // 8
+    flags = np.zeros(words * 8, np.uint8)
+    packed = flags.view(np.uint64)
+    magic, shift = np.uint64(0x0102040810204080), np.uint64(56)
     count = 0
     for r in range(n_rows):
         row_offsets[r] = count
         for i in range(n_cols):
-            value = x[r, i]
-            if value != 0.0:
-                if value != 1.0 or count == capacity:
-                    return -1
-                cols[count] = i
-                col_offsets[i + 1] += 1
-                count += 1
+            flags[i] = (bits[r, i] & magnitude) != 0
+        for w in range(words):
+            mask = (packed[w] * magic) >> shift
+            base = w * 8
+            for j in range(8):
+                cols[count + j] = positions[mask, j] + base
+            count += counts[mask]
     row_offsets[n_rows] = count
+    return count
+
+
+@njit(cache=True, nogil=True)
+def events_by_input(cols, row_offsets, rows, col_offsets):  # pragma: no cover
+    """Column-major form of a row-major index list (counting sort): ``rows`` (row of every spike, input by
+    input, rows ascending) and ``col_offsets [F + 1]`` from ``cols``/``row_offsets [R + 1]``."""
+    n_rows = row_offsets.shape[0] - 1
+    n_cols = col_offsets.shape[0] - 1
+    col_offsets[:] = 0
+    for k in range(row_offsets[n_rows]):
+        col_offsets[cols[k] + 1] += 1
     for i in range(n_cols):
         col_offsets[i + 1] += col_offsets[i]
     fill = col_offsets[:-1].copy()
@@ -171,4 +227,3 @@ def spike_events(x, cols, row_offsets, rows, col_offsets):  # pragma: no cover
             i = cols[k]
             rows[fill[i]] = r
             fill[i] += 1
-    return count

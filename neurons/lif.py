@@ -116,15 +116,17 @@ class _CurrentLIFScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, current, bias, blocks, params: LIFParameters):  # type: ignore[override]
+        ctx.arrays = None
         if _use_kernels(current):
             cur = _as_array(current)
             dtype = cur.dtype.type
             membrane_array = np.empty_like(cur)
             spikes_array = np.empty_like(cur)
+            block_array = _optional_array(blocks, (0, 1, 1), cur.dtype)
             lif_kernels.lif_forward(
                 cur,
                 _optional_array(bias, cur.shape[-1:], cur.dtype),
-                _optional_array(blocks, (0, 1, 1), cur.dtype),
+                block_array,
                 dtype(params.current_decay),
                 dtype(params.voltage_decay),
                 dtype(params.threshold),
@@ -132,6 +134,7 @@ class _CurrentLIFScan(torch.autograd.Function):
                 spikes_array,
             )
             spikes, membrane = torch.from_numpy(spikes_array), torch.from_numpy(membrane_array)
+            ctx.arrays = (membrane_array, spikes_array, block_array)  # the backward kernel's views, kept
         else:
             total = current if bias is None else current + bias
             spikes, membrane = scan_reference(total.contiguous(), params, blocks)
@@ -143,21 +146,20 @@ class _CurrentLIFScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes, _grad_membrane):  # type: ignore[override]
-        membrane, spikes, blocks = ctx.saved_tensors
+        membrane, spikes, blocks = ctx.saved_tensors  # (also checks that nothing modified them in place)
         params: LIFParameters = ctx.params
         if grad_spikes is None:
             return None, None, None, None
-        if _use_kernels(membrane):
-            mem = membrane.numpy()
+        if ctx.arrays is not None and _use_kernels(grad_spikes):
+            mem, spike_array, block_array = ctx.arrays
             dtype = mem.dtype.type
-            block_array = _optional_array(blocks, (0, 1, 1), mem.dtype)
             grad_array = np.empty_like(mem)
             grad_bias_array = np.empty(mem.shape[-1], mem.dtype)
             grad_blocks_array = np.empty_like(block_array)
             lif_kernels.lif_backward(
                 _as_array(grad_spikes),
                 mem,
-                spikes.numpy(),
+                spike_array,
                 block_array,
                 dtype(params.current_decay),
                 dtype(params.voltage_decay),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,78 +36,112 @@ class GroupedLinear(nn.Module):
         return f"groups={self.groups}, group_size={self.group_size}"
 
 
-EVENT_DENSITY_MAX = 0.3  # above this spike density a dense GEMM beats summing weight rows per spike
-EVENT_FAN_OUT_MIN = 128  # for narrower layers the GEMM is cheaper than finding the spikes
+EVENT_DENSITY_MAX = 0.45  # above this spike density a dense GEMM beats summing weight rows per spike (`make bench`)
+EVENT_FAN_OUT_MIN = 32  # for narrower layers the GEMM is cheaper than finding the spikes (`make bench`)
 
 
 @dataclass
 class SpikeEvents:
-    """Where a binary ``[R, F]`` input spiked, row-major (``cols``/``row_offsets``) and column-major
-    (``rows``/``col_offsets``), as index/offset tensors for :func:`torch.nn.functional.embedding_bag`."""
+    """Where a binary ``[R, F]`` input spiked, as index/offset tensors for
+    :func:`torch.nn.functional.embedding_bag`: row by row (:meth:`by_row`), and input by input
+    (:meth:`by_input`, built on first use: only the weight gradient needs it)."""
 
-    cols: torch.Tensor
-    row_offsets: torch.Tensor
-    rows: torch.Tensor
-    col_offsets: torch.Tensor
+    cols: np.ndarray  # input index of every spike, row by row (int32)
+    row_offsets: np.ndarray  # [R + 1] (int32)
+    num_inputs: int
+    _by_input: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def find(cls, x: torch.Tensor) -> SpikeEvents | None:
         """Events of ``x [R, F]`` if it is a CPU float32 binary matrix with density <= :data:`EVENT_DENSITY_MAX`."""
         if x.device.type != "cpu" or x.dtype != torch.float32:
             return None
-        n_rows, n_cols = x.shape
-        capacity = int(EVENT_DENSITY_MAX * x.numel())
-        cols, rows = torch.empty(capacity, dtype=torch.int32), torch.empty(capacity, dtype=torch.int32)
-        row_offsets = torch.empty(n_rows + 1, dtype=torch.int32)
-        col_offsets = torch.empty(n_cols + 1, dtype=torch.int32)
+        max_count = int(EVENT_DENSITY_MAX * x.numel())
+        cols = np.empty(max_count + event_kernels.EVENT_SLACK, np.int32)
+        row_offsets = np.empty(x.shape[0] + 1, np.int32)
         count = event_kernels.spike_events(
-            x.detach().numpy(), cols.numpy(), row_offsets.numpy(), rows.numpy(), col_offsets.numpy()
-        )
+            x.detach().contiguous().numpy(), max_count, cols, row_offsets,
+            event_kernels.BYTE_POSITIONS, event_kernels.BYTE_COUNTS,
+        )  # fmt: skip
         if count < 0:
             return None
-        return cls(cols[:count], row_offsets[:-1], rows[:count], col_offsets[:-1])
+        return cls(cols[:count], row_offsets, x.shape[1])
+
+    def by_row(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cols, offsets [R])``: the input index of every spike, row by row."""
+        return torch.from_numpy(self.cols), torch.from_numpy(self.row_offsets[:-1])
+
+    def by_input(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows, offsets [F])``: the row of every spike, input by input (rows ascending)."""
+        if self._by_input is None:
+            rows = np.empty_like(self.cols)
+            col_offsets = np.empty(self.num_inputs + 1, np.int32)
+            event_kernels.events_by_input(self.cols, self.row_offsets, rows, col_offsets)
+            self._by_input = (torch.from_numpy(rows), torch.from_numpy(col_offsets[:-1]))
+        return self._by_input
 
 
 class _SpikeLinear(torch.autograd.Function):
     """``x @ weight.T`` for spikes ``x``: output and weight gradient as sums of rows selected by the spikes
-    (``embedding_bag``) when ``x`` is sparse and binary, else dense GEMMs; the input gradient is a GEMM."""
+    (``embedding_bag``) when ``x`` is sparse and binary, else dense GEMMs; the input gradient is a GEMM (on
+    ``B`` rows instead of ``T * B`` for a straight-through source, see :func:`spike_linear`)."""
 
     @staticmethod
-    def forward(ctx, x, weight):  # type: ignore[override]
+    def forward(ctx, x, weight, straight_through):  # type: ignore[override]
         events = SpikeEvents.find(x) if weight.shape[0] >= EVENT_FAN_OUT_MIN else None
         if events is not None:
-            out = F.embedding_bag(events.cols, weight.detach().t().contiguous(), events.row_offsets, mode="sum")
+            cols, offsets = events.by_row()
+            out = F.embedding_bag(cols, weight.detach().t().contiguous(), offsets, mode="sum")
         else:
             out = x.matmul(weight.t())
         ctx.save_for_backward(x, weight)
         ctx.events = events
+        ctx.samples = straight_through.shape[0] if straight_through is not None else 0
         return out
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         x, weight = ctx.saved_tensors
         events: SpikeEvents | None = ctx.events
-        grad_x = grad.matmul(weight) if ctx.needs_input_grad[0] else None
+        needs_x, needs_weight, needs_straight_through = ctx.needs_input_grad
+        grad_x = grad.matmul(weight) if needs_x else None
+        grad_straight_through = None
+        if needs_straight_through:  # d x_t / d source = 1 for every t: sum the T row blocks, then one GEMM
+            grad_straight_through = grad.view(-1, ctx.samples, grad.shape[1]).sum(0).matmul(weight)
         grad_weight = None
-        if ctx.needs_input_grad[1]:
+        if needs_weight:
             if events is not None:
-                grad_weight = F.embedding_bag(events.rows, grad.contiguous(), events.col_offsets, mode="sum").t()
+                rows, offsets = events.by_input()
+                grad_weight = F.embedding_bag(rows, grad.contiguous(), offsets, mode="sum").t()
             else:
                 grad_weight = grad.t().matmul(x)
-        return grad_x, grad_weight
+        return grad_x, grad_weight, grad_straight_through
 
 
-def spike_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def spike_linear(x: torch.Tensor, weight: torch.Tensor, straight_through: torch.Tensor | None = None) -> torch.Tensor:
     """``x [R, F_in] @ weight[F_out, F_in].T`` (no bias), event-driven where the input is sparse spikes.
 
     For binary ``x`` on CPU (float32) with at most :data:`EVENT_DENSITY_MAX` non-zeros and at least
-    :data:`EVENT_FAN_OUT_MIN` outputs, the output sums the
-    weight columns of the inputs that spiked and the weight gradient sums, per input, the output gradients of
-    the rows where it spiked (both through ``embedding_bag``), instead of dense GEMMs; the input gradient stays
-    a GEMM. Other inputs (dense, real-valued, other devices) take ``torch.matmul``. Both give the same values up
-    to the floating-point summation order.
+    :data:`EVENT_FAN_OUT_MIN` outputs, the output sums the weight columns of the inputs that spiked and the
+    weight gradient sums, per input, the output gradients of the rows where it spiked (both through
+    ``embedding_bag``), instead of dense GEMMs; the input gradient stays a GEMM. Other inputs (dense,
+    real-valued, other devices) take ``torch.matmul``. Both give the same values up to the floating-point
+    summation order.
+
+    ``straight_through`` (``[B, F_in]``, ``R = T * B``, rows ordered ``t * B + b``) is the source of
+    straight-through spikes (e.g. the encoder's activation, ``d x[t * B + b] / d source[b] = 1``): it receives
+    the input gradient, computed as ``(sum_t dL/dout_t) @ weight`` (T times fewer multiply-adds), and ``x``
+    itself must then carry no gradient.
     """
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"spike_linear needs x [R, F_in] and weight [F_out, F_in], got {tuple(x.shape)}, "
                          f"{tuple(weight.shape)}")  # fmt: skip
-    return _SpikeLinear.apply(x.contiguous(), weight)
+    if straight_through is not None:
+        if x.requires_grad:
+            raise ValueError("spike_linear: x must not require grad when a straight_through source is given")
+        if straight_through.dim() != 2 or straight_through.shape[1] != x.shape[1] or (
+            x.shape[0] % max(straight_through.shape[0], 1)
+        ):
+            raise ValueError(f"straight_through must have shape [B, {x.shape[1]}] with B dividing {x.shape[0]} "
+                             f"rows, got {tuple(straight_through.shape)}")  # fmt: skip
+    return _SpikeLinear.apply(x.contiguous(), weight, straight_through)

@@ -269,11 +269,27 @@ def test_spike_events_lists_spikes_by_row_and_by_input():
     x = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0], [0.0] * 5, [1.0, 0.0, 1.0, 0.0, 0.0]])  # 4 of 15: density 0.27
     events = SpikeEvents.find(x)
     assert events is not None
-    assert events.cols.tolist() == [1, 2, 0, 2] and events.row_offsets.tolist() == [0, 2, 2]
-    assert events.rows.tolist() == [2, 0, 0, 2] and events.col_offsets.tolist() == [0, 1, 2, 4, 4]
+    assert events.cols.tolist() == [1, 2, 0, 2] and events.row_offsets.tolist() == [0, 2, 2, 4]
+    rows, col_offsets = events.by_input()
+    assert rows.tolist() == [2, 0, 0, 2] and col_offsets.tolist() == [0, 1, 2, 4, 4]
     assert SpikeEvents.find(torch.tensor([[0.0, 0.5]])) is None  # not binary
     assert SpikeEvents.find(torch.ones(4, 4)) is None  # too dense
     assert SpikeEvents.find(x.double()) is None
+
+
+def test_spike_events_match_nonzero_for_widths_that_are_not_multiples_of_eight():
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.rand(60, 37, generator=gen) < 0.2).float()
+    x[x == 0] = torch.where(torch.rand(int((x == 0).sum()), generator=gen) < 0.5, -0.0, 0.0)  # -0.0 is no spike
+    events = SpikeEvents.find(x)
+    rows, cols = torch.nonzero(x, as_tuple=True)
+    assert events.cols.tolist() == cols.tolist()
+    assert events.row_offsets.tolist() == [0, *torch.bincount(rows, minlength=60).cumsum(0).tolist()]
+    by_input_rows, offsets = events.by_input()
+    order = torch.argsort(cols * 60 + rows)
+    assert by_input_rows.tolist() == rows[order].tolist()
+    assert offsets.tolist() == [0, *torch.bincount(cols, minlength=37).cumsum(0)[:-1].tolist()]
+    assert SpikeEvents.find(torch.cat([x, -torch.ones(1, 37)])) is None  # -1 is not a spike
 
 
 @pytest.mark.parametrize("density", [0.1, 0.6])
@@ -292,6 +308,26 @@ def test_spike_linear_matches_dense_linear(density):
     torch.testing.assert_close(got[1], weight.grad, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="spike_linear needs x"):
         spike_linear(x, weight.t())
+
+
+def test_spike_linear_straight_through_source_gets_the_gradient_of_every_step():
+    gen = torch.Generator().manual_seed(2)
+    steps, batch = 3, 7
+    activation = torch.rand(batch, 40, generator=gen, requires_grad=True)
+    spikes = (torch.rand(steps, batch, 40, generator=gen) < 0.15).float()
+    weight = torch.randn(EVENT_FAN_OUT_MIN, 40, generator=gen, requires_grad=True)
+    upstream = torch.randn(steps * batch, EVENT_FAN_OUT_MIN, generator=gen)
+    (spike_linear(spikes.view(steps * batch, -1), weight, activation) * upstream).sum().backward()
+    got = (activation.grad.clone(), weight.grad.clone())
+    activation.grad = weight.grad = None
+    explicit = (spikes + (activation - activation.detach())).view(steps * batch, -1)  # straight-through by hand
+    (explicit @ weight.t() * upstream).sum().backward()
+    torch.testing.assert_close(got[0], activation.grad, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got[1], weight.grad, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match=r"straight_through must have shape \[B, 40\]"):
+        spike_linear(spikes.view(steps * batch, -1), weight, activation[:4])
+    with pytest.raises(ValueError, match="must not require grad"):
+        spike_linear(explicit, weight, activation)
 
 
 def test_spike_linear_takes_the_event_path_only_for_sparse_binary_input(monkeypatch):

@@ -79,11 +79,13 @@ class SpikingActor(ActorNetwork):
         """Output-population spikes ``[T, B, act_dim * decoder_pop]`` for observations ``[B, obs_dim]``;
         ``noise`` (noisy actors only) holds one entry per layer for :meth:`fire`."""
         steps, batch = self.timesteps, obs.shape[0]
-        spikes = self.encoder(obs, steps)
-        record = [spikes.detach()]
+        spikes, activation = self.encoder.encode(obs, steps)
+        source: torch.Tensor | None = activation  # straight-through source of the encoder spikes
+        record = [spikes]
         for index, layer in enumerate(self.layers):
             bias, recurrent = self._bias_and_blocks(index)
-            current = spike_linear(spikes.reshape(steps * batch, -1), layer.weight).view(steps, batch, -1)
+            current = spike_linear(spikes.reshape(steps * batch, -1), layer.weight, source).view(steps, batch, -1)
+            source = None
             spikes = self.fire(index, current, bias, recurrent, None if noise is None else noise[index])
             record.append(spikes.detach())
         self._last_spikes = record
