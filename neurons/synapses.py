@@ -139,8 +139,10 @@ def spike_linear(x: torch.Tensor, weight: torch.Tensor, straight_through: torch.
     if straight_through is not None:
         if x.requires_grad:
             raise ValueError("spike_linear: x must not require grad when a straight_through source is given")
-        if straight_through.dim() != 2 or straight_through.shape[1] != x.shape[1] or (
-            x.shape[0] % max(straight_through.shape[0], 1)
+        if (
+            straight_through.dim() != 2
+            or straight_through.shape[1] != x.shape[1]
+            or (x.shape[0] % max(straight_through.shape[0], 1))
         ):
             raise ValueError(f"straight_through must have shape [B, {x.shape[1]}] with B dividing {x.shape[0]} "
                              f"rows, got {tuple(straight_through.shape)}")  # fmt: skip
