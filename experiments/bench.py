@@ -22,6 +22,9 @@ microbenchmarks alone, ``--json PATH`` to also write the results.
 2. Stable-Baselines3 TD3 training throughput on HalfCheetah-v5, ``ilcsan``, ``noisysan`` and ``mlp``, each
    built with its paper recipe (:data:`RECIPES`) except for a short ``learning_starts``: environment steps
    per second over a fixed window of steps after learning has started (50 gradient steps per 50 env steps).
+   Then, for ``ilcsan`` and ``mlp``, where a step's time goes: the trained actor's target forward and actor
+   update timed on its own replay batches, the rest of the step (critic, replay, environment) by difference,
+   the actor's firing rates, and the actor time per step that the 0.75 ratio would allow.
 
 3. Replay-buffer memory for 1M HalfCheetah-v5 and Hopper-v5 transitions (computed from real buffer instances):
    ``ilcsan``, ``noisysan`` (8-byte noise keys) and the published NoisySAN approach that stores the noise itself.
@@ -32,6 +35,7 @@ Targets: ilcsan fwd+bwd@100 <= 1.2x dense floor; ilcsan fwd@1 <= 2x mlp; SB3 ste
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -61,7 +65,7 @@ TIMESTEPS = 5
 HIDDEN_SIZES = [256, 256]
 POPULATION = 10
 TRAIN_BATCH = 100
-EVENT_BATCHES = (4, 16, 32, 64)
+EVENT_BATCHES = (4, 16, 24, 32, 64)
 ACTORS = ("ilcsan", "popsan", "mlp")
 FLOOR = "dense floor"
 WARMUP_CALLS = 10
@@ -251,12 +255,39 @@ def micro_targets(results: dict[str, dict[str, float]]) -> list[Target]:
     ]
 
 
-def sb3_steps_per_second(actor_name: str, plan: Plan) -> float:
-    """TD3 environment steps per second for ``actor_name`` after learning has started.
+@dataclass(frozen=True)
+class TD3Step:
+    """One recipe's TD3 throughput and where its step time goes (milliseconds)."""
+
+    steps_per_second: float
+    target_forward_ms: float | None = None  # the target actor's no-grad forward at the training batch
+    actor_update_ms: float | None = None  # forward, critic Q1, backward and optimizer step of the actor
+    policy_delay: int = 1
+    firing_rates: dict[str, float] | None = None  # spiking actors: per layer, during the timed actor update
+
+    @property
+    def step_ms(self) -> float:
+        return 1e3 / self.steps_per_second
+
+    @property
+    def actor_ms(self) -> float | None:
+        """Actor time per environment step (one gradient step per step; the actor update every ``policy_delay``)."""
+        if self.target_forward_ms is None or self.actor_update_ms is None:
+            return None
+        return self.target_forward_ms + self.actor_update_ms / self.policy_delay
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "step_ms": self.step_ms, "actor_ms": self.actor_ms}
+
+
+def sb3_td3_step(actor_name: str, plan: Plan) -> TD3Step:
+    """TD3 environment steps per second for ``actor_name`` after learning has started, and its actor costs.
 
     The model is built from the recipe file with ``learning_starts = plan.fill_steps``; the fill and one
     training round (``train_freq`` steps, absorbing first-call costs) run untimed, then
-    ``plan.timed_steps`` steps are timed.
+    ``plan.timed_steps`` steps are timed. Afterwards the trained actor's two passes of a gradient step are
+    timed on batches from its replay buffer (:func:`td3_actor_costs`; not for noisy actors, whose update also
+    regenerates its noise).
     """
     config = load_config(
         CONFIG_DIR / RECIPES[actor_name],
@@ -272,16 +303,66 @@ def sb3_steps_per_second(actor_name: str, plan: Plan) -> float:
         model.learn(warmup_steps)
         start = time.perf_counter()
         model.learn(plan.timed_steps, reset_num_timesteps=False)
-        return plan.timed_steps / (time.perf_counter() - start)
+        rate = plan.timed_steps / (time.perf_counter() - start)
+        if isinstance(model.actor.network, NoisySAN):
+            return TD3Step(rate)
+        return TD3Step(rate, **td3_actor_costs(model, plan), policy_delay=model.policy_delay)
     finally:
         env.close()
 
 
-def sb3_benchmark(plan: Plan) -> dict[str, float]:
-    """Steps per second per recipe (``{"ilcsan": ..., "noisysan": ..., "mlp": ...}``), with ratios to mlp."""
-    results = {name: sb3_steps_per_second(name, plan) for name in RECIPES}
-    for name, rate in results.items():
-        print(f"  {name:<9} {rate:8.1f} steps/s  {rate / results['mlp']:5.2f}x mlp", flush=True)
+def td3_actor_costs(model: Any, plan: Plan) -> dict[str, Any]:
+    """Milliseconds per call of the target actor's no-grad forward and of the actor update (as SB3's TD3 runs
+    it: actor forward, critic Q1, backward, Adam step) at the model's batch size, cycling through 8 batches from
+    its replay buffer; plus the actor's firing rates (spiking actors). Updates the actor."""
+    batches = itertools.cycle(
+        [model.replay_buffer.sample(model.batch_size, model._vec_normalize_env) for _ in range(8)]
+    )
+
+    def target_forward() -> None:
+        with torch.no_grad():
+            model.actor_target(next(batches).next_observations)
+
+    def actor_update() -> None:
+        observations = next(batches).observations
+        loss = -model.critic.q1_forward(observations, model.actor(observations)).mean()
+        model.actor.optimizer.zero_grad()
+        loss.backward()
+        model.actor.optimizer.step()
+
+    costs: dict[str, Any] = {
+        "target_forward_ms": 1e3 * seconds_per_call(target_forward, plan),
+        "actor_update_ms": 1e3 * seconds_per_call(actor_update, plan),
+    }
+    if isinstance(model.actor.network, spiking.SpikingActor):
+        costs["firing_rates"] = model.actor.network.activity().firing_rates
+    return costs
+
+
+def sb3_benchmark(plan: Plan) -> dict[str, TD3Step]:
+    """TD3 throughput and actor costs per recipe, printed with ratios to mlp and the step-time breakdown."""
+    results = {name: sb3_td3_step(name, plan) for name in RECIPES}
+    mlp = results["mlp"]
+    for name, result in results.items():
+        ratio = result.steps_per_second / mlp.steps_per_second
+        line = f"  {name:<9} {result.steps_per_second:8.1f} steps/s  {ratio:5.2f}x mlp"
+        if result.actor_ms is not None:
+            line += (
+                f"  | step {result.step_ms:.2f} ms = actor {result.actor_ms:.2f} ms (target forward "
+                f"{result.target_forward_ms:.2f} + update {result.actor_update_ms:.2f} / {result.policy_delay}) "
+                f"+ rest {result.step_ms - result.actor_ms:.2f} ms"
+            )
+        print(line, flush=True)
+        if result.firing_rates:
+            rates = ", ".join(f"{layer} {rate:.2f}" for layer, rate in result.firing_rates.items())
+            print(f"  {'':<9} firing rates of the trained actor: {rates}")
+    spiking_step = results["ilcsan"]
+    if spiking_step.actor_ms is not None and mlp.actor_ms is not None:
+        budget = mlp.step_ms / SB3_TARGET
+        rest = spiking_step.step_ms - spiking_step.actor_ms
+        print(f"  ilcsan / mlp >= {SB3_TARGET} needs an ilcsan step <= {budget:.2f} ms: with its rest unchanged, "
+              f"an actor <= {budget - rest:.2f} ms per step (now {spiking_step.actor_ms:.2f}; mlp's actor "
+              f"{mlp.actor_ms:.2f})")  # fmt: skip
     return results
 
 
@@ -345,8 +426,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         window = f"{plan.timed_steps} steps timed after {plan.fill_steps} fill steps and one training round"
         print(f"\nSB3 TD3 on {ENV_ID}: {window}", flush=True)
         sb3 = sb3_benchmark(plan)
-        targets.append(Target("SB3 steps/s ilcsan / mlp", sb3["ilcsan"] / sb3["mlp"], SB3_TARGET, True))
-        report["sb3_steps_per_second"] = sb3
+        ratio = sb3["ilcsan"].steps_per_second / sb3["mlp"].steps_per_second
+        targets.append(Target("SB3 steps/s ilcsan / mlp", ratio, SB3_TARGET, True))
+        report["sb3_steps_per_second"] = {name: step.steps_per_second for name, step in sb3.items()}
+        report["sb3_td3_step"] = {name: step.to_dict() for name, step in sb3.items()}
 
     report["replay_buffer_bytes"] = {}
     for env_id in REPLAY_ENV_IDS:

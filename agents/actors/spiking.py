@@ -7,10 +7,12 @@ Shared backbone (spec §1), for ``T`` SNN steps per environment step::
       --Linear+CurrentLIF--> ... hidden layers ... --Linear+CurrentLIF--> output populations [T, B, M*P_d]
 
 Each ``Linear`` runs once on all ``T*B`` rows through :func:`neurons.synapses.spike_linear`: its inputs are spikes
-(about 10 % of them non-zero), so the product and the weight gradient are sums of the weight / gradient rows
-selected by the spikes rather than dense GEMMs (dense GEMMs for narrow layers and dense inputs); the bias is added
-inside the neuron scan. Only the elementwise membrane scan is sequential (and, for ILC-SAN, the small
-block-diagonal recurrence over the output populations).
+(10 % non-zero at initialisation, about 30 % in a trained TD3 actor), so the product and the weight gradient are
+sums of the weight / gradient rows selected by the spikes rather than dense GEMMs (dense GEMMs for narrow layers
+and dense inputs). The encoder's spikes are straight-through copies of its activation, which receives their
+gradient summed over ``T`` (one GEMM on ``B`` rows). The bias is added inside the neuron scan. Only the
+elementwise membrane scan is sequential (and, for ILC-SAN, the small block-diagonal recurrence over the output
+populations).
 
 Inference at small batch (no autograd, CPU, float32, deterministic encoder, ``B <= EVENT_DRIVEN_MAX_BATCH``)
 takes the event-driven path of :mod:`neurons.event_kernels` instead: one compiled call per layer that adds
@@ -43,7 +45,7 @@ from neurons import (
 from neurons.encoders import ENCODER_THRESHOLD
 from neurons.synapses import spike_linear
 
-EVENT_DRIVEN_MAX_BATCH = 32  # `make bench`, HalfCheetah shapes: kernel 4.1x faster at B = 4, 1.18x at 32, 0.90x at 64
+EVENT_DRIVEN_MAX_BATCH = 24  # `make bench`, HalfCheetah shapes: kernel 4.1x faster at B = 4, 1.1x at 24, 0.9x at 32
 _NO_BLOCKS = np.zeros((0, 1, 1), np.float32)
 
 
