@@ -315,9 +315,8 @@ def td3_actor_costs(model: Any, plan: Plan) -> dict[str, Any]:
     """Milliseconds per call of the target actor's no-grad forward and of the actor update (as SB3's TD3 runs
     it: actor forward, critic Q1, backward, Adam step) at the model's batch size, cycling through 8 batches from
     its replay buffer; plus the actor's firing rates (spiking actors). Updates the actor."""
-    batches = itertools.cycle(
-        [model.replay_buffer.sample(model.batch_size, model._vec_normalize_env) for _ in range(8)]
-    )
+    normalizer = model.get_vec_normalize_env()
+    batches = itertools.cycle([model.replay_buffer.sample(model.batch_size, normalizer) for _ in range(8)])
 
     def target_forward() -> None:
         with torch.no_grad():
@@ -428,7 +427,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sb3 = sb3_benchmark(plan)
         ratio = sb3["ilcsan"].steps_per_second / sb3["mlp"].steps_per_second
         targets.append(Target("SB3 steps/s ilcsan / mlp", ratio, SB3_TARGET, True))
-        report["sb3_steps_per_second"] = {name: step.steps_per_second for name, step in sb3.items()}
         report["sb3_td3_step"] = {name: step.to_dict() for name, step in sb3.items()}
 
     report["replay_buffer_bytes"] = {}

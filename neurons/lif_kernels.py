@@ -51,6 +51,9 @@ def lif_step(
 def lif_forward(current, bias, blocks, current_decay, voltage_decay, threshold, membrane, spikes):  # pragma: no cover
     """Whole-layer scan, one SNN step at a time over all ``B x F`` neurons (contiguous loops that vectorise).
 
+    Same equations as :func:`lif_step`, written over the batch: calling ``lif_step`` per sample measured 1.7x
+    slower on ``[5, 100, 256]`` and 3.4x with the ILC recurrence on ``[5, 100, 60]`` (per-call array overhead).
+
     The input is ``current + bias`` (``bias [F]``; the caller's matmul then needs no bias term); the recurrence
     adds, for every neuron that spiked at ``t - 1``, its weight column (``blocks_t[g, j]``).
     """

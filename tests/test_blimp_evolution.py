@@ -143,7 +143,7 @@ def test_closed_loop_fitness_of_a_batch_equals_each_flight_alone(evolved: Path) 
     arch = run.load_config().network.architecture()
     partner = (arch, run.load_best_genome())
     genomes = np.stack([arch.initial_genome(np.random.default_rng(seed)) for seed in range(3)])
-    evaluator = ClosedLoopEvaluator(arch, partner, scenarios=2, flight_s=50, test_s=50, seed=0, net_weight=0.1)
+    evaluator = ClosedLoopEvaluator(arch, partner, flight_s=50, test_s=50, seed=0, net_weight=0.1)
     batch = evaluator.evaluate(genomes, 1)[0]
     alone = [evaluator.evaluate(g[None, :], 1)[0][0] for g in genomes]
     assert batch == pytest.approx(alone, abs=1e-12)
@@ -164,7 +164,7 @@ def test_closed_loop_evolution_starts_from_a_run_and_flies_with_a_partner(evolve
     assert [int(r["generation"]) for r in rows] == [0, 2, 4]
     start = EvolutionRun(evolved).load_best_genome()
     arch = EvolutionRun(run).load_config().network.architecture()
-    evaluator = ClosedLoopEvaluator(arch, (arch, start), scenarios=2, flight_s=50, test_s=50, seed=0, net_weight=0.06)
+    evaluator = ClosedLoopEvaluator(arch, (arch, start), flight_s=50, test_s=50, seed=0, net_weight=0.06)
     assert float(rows[0]["test_loss_cma_mean"]) == pytest.approx(evaluator.evaluate(start[None, :], None)[0][0])
     assert float(rows[-1]["best_test_loss"]) <= float(rows[0]["best_test_loss"])
 
@@ -198,7 +198,7 @@ def test_zero_generation_run_scores_and_keeps_the_hand_set_integrator(evolved: P
     assert np.array_equal(genome, integrator_genome(arch, 0.75 * 0.1))  # data.ki x control period
     partner_run = EvolutionRun(evolved)
     partner = (partner_run.load_config().network.architecture(), partner_run.load_best_genome())
-    evaluator = ClosedLoopEvaluator(arch, partner, scenarios=2, flight_s=100, test_s=50, seed=7, net_weight=0.1,
+    evaluator = ClosedLoopEvaluator(arch, partner, flight_s=100, test_s=50, seed=7, net_weight=0.1,
                                     steady_weight=3.0)  # fmt: skip
     assert float(rows[0]["best_test_loss"]) == pytest.approx(evaluator.evaluate(genome[None, :], None)[0][0])
     assert run_cli("evolve", "--run-dir", tmp_path / "bad", "--generations", -1) == 2

@@ -44,12 +44,12 @@ def flight_loss(
 
 
 class ClosedLoopEvaluator:
-    """Closed-loop losses of a batch of genomes on training scenario ``k`` or on the test flight.
+    """Closed-loop losses of a batch of genomes on training scenario ``k`` (seed ``seed + k``) or on the test
+    flight.
 
     Args:
         architecture: the evolving network's shape.
         partner: ``(architecture, genome [D'])`` of a fixed network whose command is added, or ``None``.
-        scenarios: number of training scenarios (flights are drawn from ``seed``).
         flight_s: length of a training flight, s (50 s per set-point).
         test_s: length of the test flight, s.
         seed: scenario seed.
@@ -61,7 +61,6 @@ class ClosedLoopEvaluator:
         self,
         architecture: SNNArchitecture,
         partner: tuple[SNNArchitecture, np.ndarray] | None,
-        scenarios: int,
         flight_s: float,
         test_s: float,
         seed: int,
@@ -70,7 +69,6 @@ class ClosedLoopEvaluator:
     ) -> None:
         self.arch = architecture
         self.partner = partner
-        self.windows = scenarios
         self.flight_s, self.test_s = flight_s, test_s
         self.seed, self.net_weight, self.steady_weight = seed, net_weight, steady_weight
         self.envs: list[BlimpAltitudeEnv] = []

@@ -129,7 +129,7 @@ def make_evaluator(
 
         d = config.data
         make = functools.partial(
-            ClosedLoopEvaluator, arch, partner, d.train_windows, d.window_s, d.test_s, d.seed, d.net_weight,
+            ClosedLoopEvaluator, arch, partner, d.window_s, d.test_s, d.seed, d.net_weight,
             config.fitness.steady_state_weight,
         )  # fmt: skip
     else:
