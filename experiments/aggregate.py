@@ -1,5 +1,7 @@
 """Aggregate run directories over seeds: the results table (Markdown + CSV), learning curves with
-mean ± std bands over seeds, performance ratios against a baseline actor, firing rates and energy.
+mean ± 95 % confidence bands over seeds, performance ratios against a baseline actor, few-seed statistics
+(:mod:`experiments.statistics`: IQM and probability of improvement with bootstrap intervals, performance
+profile), the commit that trained each row, firing rates and energy.
 
 Statistics per (env, algo, framework, actor), each as mean ± sample std (ddof = 1) over seeds:
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,12 @@ from typing import Any
 import numpy as np
 
 from experiments.results import RunCurve, plot_curves, read_run
+from experiments.statistics import (
+    markdown_statistics,
+    mean_confidence_band,
+    normalised_scores,
+    plot_performance_profile,
+)
 
 SUMMARY_FILE = "summary.json"
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -57,6 +66,7 @@ class SeedResult:
     curve: RunCurve
     rerun_returns: list[float] = field(default_factory=list)
     energy: dict[str, Any] | None = None
+    commit: str = "unknown"  # git commit that trained the run (metadata.json)
 
     def statistic(self, name: str) -> float:
         if name == "final":
@@ -71,7 +81,11 @@ class SeedResult:
 def read_seed_result(path: Path) -> SeedResult:
     summary_file = path / SUMMARY_FILE
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    return SeedResult(read_run(path), list(summary.get("rerun_returns", [])), summary.get("energy"))
+    metadata_file = path / "metadata.json"
+    commit = (
+        json.loads(metadata_file.read_text()).get("git_commit", "unknown") if metadata_file.is_file() else "unknown"
+    )
+    return SeedResult(read_run(path), list(summary.get("rerun_returns", [])), summary.get("energy"), commit)
 
 
 @dataclass
@@ -125,9 +139,15 @@ class Group:
         return self._curve_matrix().mean(0).tolist()
 
     @property
-    def stds(self) -> list[float]:
-        matrix = self._curve_matrix()
-        return (matrix.std(0, ddof=1) if len(matrix) > 1 else np.zeros(matrix.shape[1])).tolist()
+    def confidence(self) -> list[float]:
+        """Half-width of the 95 % confidence interval of the mean curve over seeds."""
+        return mean_confidence_band(self._curve_matrix())[1].tolist()
+
+    @property
+    def commits(self) -> str:
+        """Short commits that trained the seeds (``-dirty`` marks an uncommitted tree)."""
+        short = sorted({s.commit[:7] + ("-dirty" if s.commit.endswith("-dirty") else "") for s in self.seeds})
+        return " ".join(short)
 
 
 @dataclass
@@ -184,8 +204,8 @@ def markdown_report(groups: list[Group], baseline: str) -> str:
     ratios = {name: performance_ratios(groups, baseline, name) for name in ("final", "max")}
     lines = [
         f"| env | algo | actor | seeds | steps | final return | best return | max statistic | ratio vs {baseline} "
-        "(final / max) | SOPs/action | energy/action | × MLP actor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "(final / max) | SOPs/action | energy/action | × MLP actor | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for g in groups:
         key = (*g.key, g.actor)
@@ -198,7 +218,7 @@ def markdown_report(groups: list[Group], baseline: str) -> str:
             f"| {g.env} | {_algo(g)} | {g.actor} | {seeds} | {g.steps:,} | {_pm(g.stat('final'), len(g.seeds))} "
             f"| {_pm(g.stat('best'), len(g.seeds))} | {_pm(g.stat('max'), len(g.seeds))} | {ratio} "
             f"| {f'{sops:,.0f}' if sops else '–'} | {f'{energy / 1e3:.1f} nJ' if energy is not None else '–'} "
-            f"| {f'{relative:.2f}' if relative is not None else '–'} |"
+            f"| {f'{relative:.2f}' if relative is not None else '–'} | {g.commits} |"
         )
     aprs = {name: average_performance_ratio(ratios[name]) for name in ("final", "max")}
     lines += [
@@ -225,7 +245,7 @@ def write_csv(groups: list[Group], baseline: str, path: Path) -> None:
     fields = ["env", "algo", "framework", "actor", "seeds", "steps"]
     for name in STATISTICS:
         fields += [f"{name}_mean", f"{name}_std", f"{name}_ratio_vs_{baseline}"]
-    fields += ["sops_per_action", "energy_pj_per_action", "energy_ratio_vs_mlp", "firing_rates"]
+    fields += ["sops_per_action", "energy_pj_per_action", "energy_ratio_vs_mlp", "firing_rates", "commits"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -243,6 +263,7 @@ def write_csv(groups: list[Group], baseline: str, path: Path) -> None:
                 value = g.energy(key)
                 row[key] = round(value, 4) if value is not None else ""
             row["firing_rates"] = json.dumps({k: round(v, 4) for k, v in g.firing_rates().items()})
+            row["commits"] = g.commits
             writer.writerow(row)
 
 
@@ -256,20 +277,48 @@ def update_readme(readme: Path, block: str) -> None:
     readme.write_text(f"{head}{README_START}\n{block.rstrip()}\n{README_END}{tail}")
 
 
+def seed_scores(groups: list[Group], statistic: str) -> dict[tuple[str, str], dict[int, float]]:
+    """``{(env, actor): {seed: statistic}}``; the actor is labelled with its algorithm when several ran."""
+    several = len({(g.algo, g.framework) for g in groups}) > 1
+    return {
+        (g.env, f"{g.actor} ({_algo(g)})" if several else g.actor): {
+            s.curve.seed: s.statistic(statistic) for s in g.seeds
+        }
+        for g in groups
+    }
+
+
+def statistics_report(groups: list[Group], baseline: str, out: Path, title: str) -> str:
+    """IQM / probability-of-improvement tables for the final and max statistics and a performance-profile
+    PNG (final return); empty when no environment has the baseline."""
+    final = seed_scores(groups, "final")
+    try:
+        normalised = normalised_scores(final, baseline)
+    except ValueError:
+        return ""
+    plot_performance_profile(
+        normalised, out / "performance_profile.png", f"{title}: final return, {baseline}-normalised"
+    )
+    sections = [markdown_statistics(seed_scores(groups, name), baseline, name) for name in ("final", "max")]
+    return "\n".join(sections) + "\n![performance profile](performance_profile.png)\n"
+
+
 def aggregate(run_dirs: list[Path], out: Path, baseline: str, title: str, readme: Path | None = None) -> str:
-    """Write ``results.md``, ``results.csv`` and one ``<env>.png`` per environment to ``out``; return the
-    Markdown (also placed in ``readme``'s results block when given)."""
+    """Write ``results.md``, ``results.csv``, one ``<env>.png`` per environment and
+    ``performance_profile.png`` to ``out``; return the Markdown (also placed in ``readme``'s results
+    block when given)."""
     groups = group_results([read_seed_result(path) for path in run_dirs])
     out.mkdir(parents=True, exist_ok=True)
-    bands = [_Band(g.env, g.label, g.curve_steps, g.means, g.stds) for g in groups]
-    images = plot_curves(bands, out, title, ylabel="evaluation return (mean ± std over seeds)")  # type: ignore[arg-type]
+    bands = [_Band(g.env, g.label, g.curve_steps, g.means, g.confidence) for g in groups]
+    images = plot_curves(bands, out, title, ylabel="evaluation return (mean ± 95 % CI over seeds)")  # type: ignore[arg-type]
     report = markdown_report(groups, baseline)
-    (out / "results.md").write_text(report)
+    statistics = statistics_report(groups, baseline, out, title)
+    (out / "results.md").write_text(report + ("\n" + statistics if statistics else ""))
     write_csv(groups, baseline, out / "results.csv")
     if readme is not None:
         links = " ".join(f"![{p.stem}]({p.as_posix()})" for p in images)
         update_readme(readme, f"{report}\n{links}\n")
-    return report
+    return report + ("\n" + statistics if statistics else "")
 
 
 def main(argv: list[str] | None = None) -> int:

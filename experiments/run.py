@@ -107,9 +107,11 @@ def execute_trial(spec: dict[str, Any], rerun_episodes: int) -> dict[str, Any]:
 
 
 def _tune_trainable(params: dict[str, Any]) -> None:
+    import ray
     from ray import tune
 
-    tune.report(execute_trial(params["trial"], params["rerun_episodes"]))
+    node = ray.get_runtime_context().get_node_id()
+    tune.report({**execute_trial(params["trial"], params["rerun_episodes"]), "node": node})
 
 
 @dataclass
@@ -117,6 +119,7 @@ class TrialOutcome:
     trial: Trial
     error: str | None = None
     status: str | None = None
+    node: str | None = None  # Ray node id the trial ran on
 
 
 def _trial_log():
@@ -170,7 +173,8 @@ def run_trials(suite: Suite, trials: list[Trial], address: str | None = None) ->
             cause = getattr(result.error, "cause", None) or result.error  # the trial's own exception
             outcomes.append(TrialOutcome(trial, error=f"{type(cause).__name__}: {cause}"))
         else:
-            outcomes.append(TrialOutcome(trial, status=(result.metrics or {}).get("status", "interrupted")))
+            metrics = result.metrics or {}
+            outcomes.append(TrialOutcome(trial, status=metrics.get("status", "interrupted"), node=metrics.get("node")))
     return sorted(outcomes, key=lambda o: o.trial.run_dir)
 
 
@@ -202,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ray-address", help="join this Ray cluster (e.g. auto or ray://host:10001)")
     parser.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="restrict the grid")
     parser.add_argument("--aggregate-only", action="store_true", help="only aggregate finished runs")
-    parser.add_argument("--readme", type=Path, default=Path("README.md"), help="README to update if the suite says so")
+    parser.add_argument(
+        "--readme", type=Path, default=Path("docs/results.md"), help="page whose results block the suite updates"
+    )
     args = parser.parse_args(argv)
     try:
         from experiments.aggregate import aggregate
@@ -214,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"suite {suite.name}: {len(trials)} trial(s), up to {suite.max_concurrent} at once -> {suite.out}")
             outcomes = run_trials(suite, trials, args.ray_address)
             for outcome in outcomes:
-                print(f"  {outcome.trial.name}: {outcome.status or 'FAILED: ' + str(outcome.error)}")
+                where = f" on node {outcome.node[:12]}" if outcome.node else ""
+                print(f"  {outcome.trial.name}: {outcome.status or 'FAILED: ' + str(outcome.error)}{where}")
             failed = [o for o in outcomes if o.error]
         done, missing = finished_run_dirs(trials)
         for trial in missing:
