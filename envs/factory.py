@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 
 import gymnasium as gym
 from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
+from envs.errors import UserError
 from envs.wrappers import NaNGuard
 
 MUJOCO_TASKS = (
@@ -26,23 +28,36 @@ MUJOCO_TASKS = (
 )
 
 
-class UnknownEnvironmentError(ValueError):
+class UnknownEnvironmentError(UserError, ValueError):
     """The environment id is not registered with gymnasium."""
 
 
-class IncompatibleEnvironmentError(ValueError):
+class IncompatibleEnvironmentError(UserError, ValueError):
     """The environment's spaces do not fit the requested algorithm or actor."""
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise :class:`UnknownEnvironmentError` listing close matches and the MuJoCo tasks if ``env_id`` is unknown."""
-    if env_id in gym.registry:
+    """Raise :class:`UnknownEnvironmentError` listing close matches and the MuJoCo tasks if ``env_id`` is unknown.
+
+    ``module:EnvId`` (gymnasium's syntax for user environments) first imports ``module``, which registers
+    ``EnvId``, then checks ``EnvId``.
+    """
+    module, sep, bare_id = env_id.rpartition(":")
+    if sep:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise UnknownEnvironmentError(
+                f"environment {env_id!r}: cannot import module {module!r} ({err}); it must be importable "
+                "and register the environment with gymnasium.register"
+            ) from err
+    if bare_id in gym.registry:
         return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=5, cutoff=0.5)
+    close = difflib.get_close_matches(bare_id, list(gym.registry), n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UnknownEnvironmentError(
         f"unknown environment {env_id!r}.{hint} MuJoCo tasks: {', '.join(MUJOCO_TASKS)} "
-        "(any id registered with gymnasium works)"
+        "(any id registered with gymnasium works, or module:EnvId for one registered on import of module)"
     )
 
 

@@ -7,7 +7,7 @@ Statistics per (env, algo, framework, actor), each as mean ± sample std (ddof =
 
 - **final**: mean return of the last periodic evaluation;
 - **best**: highest periodic evaluation mean return;
-- **max** (the papers' statistic, spec §3.3): per seed, the maximum of the best periodic evaluation and
+- **max** (the papers' statistic, docs/methods.md): per seed, the maximum of the best periodic evaluation and
   the returns of single re-run episodes of the final model (``summary.json``, written by
   :mod:`experiments.run`). The papers also re-run the best-epoch checkpoint, which runs here do not keep;
 - **ratio vs baseline**: mean statistic of the actor / that of the baseline actor on the same env;
@@ -15,7 +15,7 @@ Statistics per (env, algo, framework, actor), each as mean ± sample std (ddof =
 
 Usage::
 
-    python -m experiments.aggregate RUN_DIR [RUN_DIR ...] --out docs/results/cpu_budget [--readme README.md]
+    python -m experiments.aggregate RUN_DIR [RUN_DIR ...] --out docs/results/cpu_budget [--readme docs/results.md]
 """
 
 from __future__ import annotations
@@ -316,7 +316,7 @@ def aggregate(run_dirs: list[Path], out: Path, baseline: str, title: str, readme
     (out / "results.md").write_text(report + ("\n" + statistics if statistics else ""))
     write_csv(groups, baseline, out / "results.csv")
     if readme is not None:
-        links = " ".join(f"![{p.stem}]({p.as_posix()})" for p in images)
+        links = " ".join(f"![{p.stem}]({Path(os.path.relpath(p, readme.parent)).as_posix()})" for p in images)
         update_readme(readme, f"{report}\n{links}\n")
     return report + ("\n" + statistics if statistics else "")
 
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--baseline", default="mlp", help="actor of the performance ratios (default mlp)")
     parser.add_argument("--title", default="evaluation return", help="plot title suffix")
-    parser.add_argument("--readme", type=Path, help="also replace this README's results block")
+    parser.add_argument("--readme", type=Path, help="also replace the results block of this Markdown page")
     args = parser.parse_args(argv)
     print(aggregate(args.runs, args.out, args.baseline, args.title, args.readme))
     return 0

@@ -389,6 +389,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer timing repeats and SB3 steps (smoke run)")
     parser.add_argument("--skip-sb3", action="store_true", help="run the actor microbenchmarks only")
+    parser.add_argument("--skip-traffic", action="store_true", help="skip the traffic environment benchmark")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results to this JSON file")
     return parser.parse_args(argv)
 
@@ -436,6 +437,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name, size in memory.items():
             print(f"  {name:<24} {size / 1e6:10.1f} MB  ({size / REPLAY_TRANSITIONS:,.0f} bytes/transition)")
         report["replay_buffer_bytes"][env_id] = memory
+
+    if not args.skip_traffic:  # experiments.traffic_bench: our traffic env vs the raw simulator
+        from experiments.traffic_bench import TARGET, traffic_benchmark
+
+        report["traffic"] = traffic_benchmark(quick=args.quick)
+        if "cityflow" in report["traffic"]:
+            ratio = report["traffic"]["cityflow"]["ratio"]
+            targets.append(Target("traffic env / raw CityFlow steps per CPU s", ratio, TARGET, True))
 
     print("\ntargets")
     for target in targets:

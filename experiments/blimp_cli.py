@@ -31,6 +31,10 @@ def add_blimp_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--repeats", type=int, default=5, help="episodes per profile (per step for paper-pd)")
     ev.add_argument("--seed", type=int, default=1000, help="seed of the first episode")
     ev.add_argument("--randomize", action="store_true", help="held-out randomised dynamics instead of nominal")
+    ev.add_argument("--arms", help="comma-separated arms to fly (default: all the given runs allow)")
+    ev.add_argument("--jitter", type=float, default=0.0, metavar="S", help="control-period jitter half-width, s")
+    ev.add_argument("--long-ticks", type=float, default=0.0, metavar="P", help="fraction of 0.3 s control periods")
+    ev.add_argument("--dropout", type=float, default=0.0, metavar="P", help="fraction of ticks without a new reading")
     ev.add_argument("--out", type=Path, default=Path("docs/results/blimp"), help="output folder (table + plots)")
 
 
@@ -45,7 +49,7 @@ def command_evolve(args: argparse.Namespace) -> int:
             raise ConfigError("--resume continues a run with its saved config; only --generations may change")
         run = EvolutionRun(args.resume)
         config = run.load_config()
-        generation = run.load_checkpoint()["generation"]
+        generation = run.load_checkpoint().generation
         print(f"resuming {run.path} from generation {generation}")
         if args.no_progress:
             config.evolution.progress_bar = False
@@ -73,13 +77,19 @@ def command_evolve(args: argparse.Namespace) -> int:
 
 
 def command_eval_blimp(args: argparse.Namespace) -> int:
-    from experiments.blimp_eval import build_arms, plot_learning_curves, run_comparison
+    from experiments.blimp_eval import build_arms, evaluation_params, plot_learning_curves, run_comparison
 
     if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+        raise ConfigError(f"--repeats must be >= 1, got {args.repeats}")
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
-    arms = build_arms(args.pd, args.i, args.rl)
-    table = run_comparison(arms, profiles, args.repeats, args.seed, args.randomize, args.out)
+    params = evaluation_params(args.jitter, args.long_ticks, args.dropout)  # checks the ranges
+    only = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None
+    arms = build_arms(args.pd, args.i, args.rl, only)
+    suffix = "".join(
+        f"_{name}{value:g}" for name, value in (("jitter", args.jitter), ("long", args.long_ticks),
+                                                ("dropout", args.dropout)) if value
+    )  # fmt: skip
+    table = run_comparison(arms, profiles, args.repeats, args.seed, args.randomize, args.out, params, suffix)
     print(table)
     evolved = {name: path for name, path in (("SNN-PD", args.pd), ("SNN-I", args.i)) if path is not None}
     if evolved:

@@ -1,10 +1,12 @@
-"""Closed-loop comparison on the blimp (design reference §7): PID, evolved SNN (PD + I) and an RL spiking actor fly
-the same profiles with the same seeds; writes ``comparison.csv`` / ``comparison.md``, flight plots and the
-evolution runs' learning curves."""
+"""Closed-loop comparison on the blimp (docs/blimp.md): PID, evolved SNN (PD + I) and an RL spiking actor fly
+the same profiles with the same seeds; writes ``comparison.csv`` / ``comparison.md``, per-episode metrics
+(``episodes.csv``), a Wilcoxon signed-rank test of every arm against the PID per metric (``wilcoxon.csv`` /
+``wilcoxon.md``, episodes paired by seed), flight plots and the evolution runs' learning curves."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 
@@ -14,8 +16,10 @@ from agents.blimp.controllers import Controller, Flight, SummedController, fly
 from agents.blimp.evolution import EvolutionRun
 from agents.blimp.pid import PID, PIDGains
 from envs.blimp.env import BlimpAltitudeEnv
+from envs.blimp.params import BlimpParameters
 from envs.blimp.profiles import PAPER_PD_STEPS, PROFILES
 from experiments.blimp_metrics import METRIC_NAMES, flight_metrics
+from experiments.config import ConfigError
 from experiments.run_dir import write_atomic
 
 TABLE_COLUMNS = (
@@ -38,14 +42,14 @@ class RLController:
     """An SB3 actor trained on ``spikerl/BlimpAltitude-v0`` (error observation, action in [-1, 1])."""
 
     def __init__(self, run_dir: Path) -> None:
+        from experiments.frameworks import load_policy
         from experiments.run_dir import RunDirectory
-        from experiments.training import load_model
 
         run = RunDirectory(run_dir)
         config = run.load_config()
         if not config.env.id.startswith("spikerl/BlimpAltitude"):
-            raise ValueError(f"{run_dir} was trained on {config.env.id}, not the blimp environment")
-        self.model = load_model(run.final_model, config)
+            raise ConfigError(f"{run_dir} was trained on {config.env.id}, not the blimp environment")
+        self.model = load_policy(run, "final")
         self.network = getattr(self.model, "actor_network", None)
         self.sops = 0.0
 
@@ -62,8 +66,15 @@ class RLController:
         return {"sops": self.sops}
 
 
-def build_arms(pd_run: Path | None, i_run: Path | None, rl_run: Path | None) -> dict[str, Controller]:
-    """Controllers to compare: deployed PID and its PD part always; the SNNs and RL actor when runs are given."""
+WILCOXON_METRICS = ("sse_cm", "overshoot_up_cm", "overshoot_down_cm", "settling_time_s", "flips", "rmse_cm")
+BASELINE_ARM = "pid"
+
+
+def build_arms(
+    pd_run: Path | None, i_run: Path | None, rl_run: Path | None, only: list[str] | None = None
+) -> dict[str, Controller]:
+    """Controllers to compare: deployed PID and its PD part always; the SNNs and RL actor when runs are given;
+    ``only`` keeps the named arms (unknown names raise, listing the available ones)."""
     arms: dict[str, Controller] = {"pid": PID(), "pd": PID(PIDGains(ki=0.0))}
     snn_pd = EvolutionRun(pd_run).load_controller() if pd_run else None
     snn_i = EvolutionRun(i_run).load_controller() if i_run else None
@@ -75,13 +86,85 @@ def build_arms(pd_run: Path | None, i_run: Path | None, rl_run: Path | None) -> 
         arms["snn-pd+snn-i"] = SummedController(snn_pd, snn_i)
     if rl_run is not None:
         arms["rl"] = RLController(rl_run)
+    if only is not None:
+        unknown = [name for name in only if name not in arms]
+        if unknown:
+            raise ConfigError(f"unknown arm(s) {', '.join(unknown)}; available with these runs: {', '.join(arms)}")
+        arms = {name: arms[name] for name in only}
     return arms
+
+
+def evaluation_params(jitter: float = 0.0, long_ticks: float = 0.0, dropout: float = 0.0) -> BlimpParameters:
+    """Nominal blimp with control-period jitter (half-width, s), a fraction of 0.3 s ticks and sensor dropouts."""
+    return dataclasses.replace(
+        BlimpParameters(), control_jitter=jitter, long_tick_probability=long_ticks, dropout_probability=dropout
+    )
+
+
+def wilcoxon_rows(per_episode: list[dict], metrics: tuple[str, ...] = WILCOXON_METRICS) -> list[dict]:
+    """Two-sided Wilcoxon signed-rank test of every arm against :data:`BASELINE_ARM` per profile and metric.
+
+    Args:
+        per_episode: rows with ``profile``, ``arm``, ``seed`` and the metric values of one episode each.
+
+    Returns:
+        Rows ``profile, arm, metric, n, arm_median, pid_median, p_value`` (episodes paired by seed; ``n`` pairs
+        where both are finite; p = NaN when fewer than 2 pairs or all differences are zero).
+    """
+    from scipy.stats import wilcoxon
+
+    index = {(r["profile"], r["arm"], r["seed"]): r for r in per_episode}
+    rows = []
+    profiles = list(dict.fromkeys(r["profile"] for r in per_episode))
+    for profile in profiles:
+        arms = list(dict.fromkeys(r["arm"] for r in per_episode if r["profile"] == profile))
+        seeds = [r["seed"] for r in per_episode if r["profile"] == profile and r["arm"] == BASELINE_ARM]
+        for arm in arms:
+            if arm == BASELINE_ARM or not seeds:
+                continue
+            for metric in metrics:
+                pairs = np.array(
+                    [(index[(profile, arm, s)][metric], index[(profile, BASELINE_ARM, s)][metric]) for s in seeds]
+                )
+                pairs = pairs[np.isfinite(pairs).all(axis=1)]
+                differences = pairs[:, 0] - pairs[:, 1] if len(pairs) else np.empty(0)
+                p = float("nan")
+                if len(pairs) >= 2 and np.any(differences != 0):
+                    p = float(wilcoxon(pairs[:, 0], pairs[:, 1]).pvalue)
+                rows.append({
+                    "profile": profile, "arm": arm, "metric": metric, "n": len(pairs),
+                    "arm_median": float(np.median(pairs[:, 0])) if len(pairs) else float("nan"),
+                    "pid_median": float(np.median(pairs[:, 1])) if len(pairs) else float("nan"),
+                    "p_value": p,
+                })  # fmt: skip
+    return rows
+
+
+def wilcoxon_table(rows: list[dict]) -> str:
+    """Markdown: per profile and arm, median (arm vs PID) and p-value of each tested metric."""
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    header = "| profile | arm | n | " + " | ".join(f"{m}: arm / PID (p)" for m in metrics) + " |"
+    lines = [header, "|" + "---|" * (3 + len(metrics))]
+    groups = list(dict.fromkeys((r["profile"], r["arm"]) for r in rows))
+    for profile, arm in groups:
+        cells, n = [], 0
+        for metric in metrics:
+            match = [r for r in rows if (r["profile"], r["arm"], r["metric"]) == (profile, arm, metric)]
+            if not match or not match[0]["n"]:
+                cells.append("–")
+                continue
+            r = match[0]
+            n = max(n, r["n"])
+            p = "–" if not math.isfinite(r["p_value"]) else f"{r['p_value']:.2g}"
+            cells.append(f"{r['arm_median']:.3g} / {r['pid_median']:.3g} ({p})")
+        lines.append(f"| {profile} | {arm} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def episodes(profile: str, repeats: int, seed: int) -> list[tuple[int, dict]]:
     """(seed, reset options) of every episode of ``profile``; ``paper-pd`` repeats each of its five steps."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown reference profile {profile!r}; valid: {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown reference profile {profile!r}; valid: {', '.join(PROFILES)}")
     if profile == "paper-pd":
         return [
             (seed + 100 * i + r, {"profile": profile, "step": step})
@@ -92,21 +175,30 @@ def episodes(profile: str, repeats: int, seed: int) -> list[tuple[int, dict]]:
 
 
 def run_comparison(
-    arms: dict[str, Controller], profiles: list[str], repeats: int, seed: int, randomize: bool, out: Path
+    arms: dict[str, Controller],
+    profiles: list[str],
+    repeats: int,
+    seed: int,
+    randomize: bool,
+    out: Path,
+    params: BlimpParameters | None = None,
+    suffix: str = "",
 ) -> str:
-    """Fly every arm on every profile's episodes; write the table, CSV and plots into ``out``; return the table."""
+    """Fly every arm on every profile's episodes (on ``params``, default nominal); write the table, CSVs, the
+    Wilcoxon tests against the PID and the plots into ``out`` (file names end in ``suffix``); return the table."""
     from tqdm import tqdm
 
     for profile in profiles:
         episodes(profile, 1, seed)  # validates the names before any flying
-    env = BlimpAltitudeEnv(randomize=randomize, terminate_on_contact=False)  # a landed blimp may take off again
-    rows, examples = [], {}
+    env = BlimpAltitudeEnv(randomize=randomize, terminate_on_contact=False, params=params)  # a landed blimp may rise
+    rows, examples, per_episode = [], {}, []
     jobs = [(p, a) for p in profiles for a in arms]
     for profile, arm in tqdm(jobs, desc="closed loop", unit="arm"):
         metrics = []
         for index, (episode_seed, options) in enumerate(episodes(profile, repeats, seed)):
             flight = fly(env, arms[arm], episode_seed, options)
             metrics.append(flight_metrics(flight))
+            per_episode.append({"profile": profile, "arm": arm, "seed": episode_seed, **metrics[-1]})
             if index == (len(PAPER_PD_STEPS) * repeats * 3 // 5 if profile == "paper-pd" else 0):
                 examples[(profile, arm)] = flight  # paper-pd: the first -0.5 m step
         row = {"profile": profile, "arm": arm, "episodes": len(metrics)}
@@ -117,11 +209,17 @@ def run_comparison(
             row[f"{name}_std"] = float(finite.std()) if len(finite) else float("nan")
         rows.append(row)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "_randomized" if randomize else ""
-    with (out / f"comparison{suffix}.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    suffix = ("_randomized" if randomize else "") + suffix
+    tests = wilcoxon_rows(per_episode)
+    for name, table_rows in (("comparison", rows), ("episodes", per_episode), ("wilcoxon", tests)):
+        if not table_rows:
+            continue
+        with (out / f"{name}{suffix}.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(table_rows[0]))
+            writer.writeheader()
+            writer.writerows(table_rows)
+    if tests:
+        write_atomic(out / f"wilcoxon{suffix}.md", wilcoxon_table(tests) + "\n")
     table = markdown_table(rows)
     write_atomic(out / f"comparison{suffix}.md", table + "\n")
     for profile in profiles:

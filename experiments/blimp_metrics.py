@@ -1,4 +1,4 @@
-"""Closed-loop tracking, actuation and neuromorphic-cost metrics of one blimp flight (design reference §6).
+"""Closed-loop tracking, actuation and neuromorphic-cost metrics of one blimp flight (docs/blimp.md, Metrics).
 
 Step metrics use the profile's hold segments: every hold after the first whose set-point differs from the previous
 one is a step (up or down); steady-state error and limit cycle use every hold but the first (start-up) one.

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from agents.actors import ActorConfig
+from envs.errors import UserError
 
 ALGO_NAMES = ("td3", "ddpg", "sac", "ppo")
 FRAMEWORKS = ("sb3", "rllib")
@@ -34,7 +35,7 @@ RLLIB_ALGO_NAMES = ("ppo", "sac")  # RLlib 2.60 has no TD3/DDPG
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file or override is malformed."""
 
 
@@ -44,6 +45,12 @@ class EnvConfig:
     n_envs: int = 1
     normalize_obs: bool = True
     clip_obs: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.n_envs < 1:
+            raise ConfigError(f"env.n_envs must be >= 1, got {self.n_envs}")
+        if not self.clip_obs > 0:
+            raise ConfigError(f"env.clip_obs must be > 0, got {self.clip_obs}")
 
 
 _OFF_POLICY = {
@@ -84,6 +91,37 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
         "critic_hidden_sizes": [256, 256],
     },
 }
+# (lowest, highest, lowest included) of each numeric hyperparameter; None: unbounded on that side
+ALGO_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "learning_rate": (0, None, False),
+    "actor_learning_rate": (0, None, False),
+    "batch_size": (1, None, True),
+    "buffer_size": (1, None, True),
+    "learning_starts": (0, None, True),
+    "train_freq": (1, None, True),
+    "gradient_steps": (1, None, True),
+    "gamma": (0, 1, False),
+    "tau": (0, 1, False),
+    "action_noise": (0, None, True),
+    "policy_delay": (1, None, True),
+    "target_policy_noise": (0, None, True),
+    "target_noise_clip": (0, None, True),
+    "ent_coef": (0, None, True),
+    "n_steps": (1, None, True),
+    "n_epochs": (1, None, True),
+    "gae_lambda": (0, 1, True),
+    "clip_range": (0, None, False),
+    "vf_coef": (0, None, True),
+    "max_grad_norm": (0, None, False),
+}
+
+
+def check_range(where: str, value: float, low: float | None, high: float | None, low_included: bool) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is in ``[low, high]`` (``(low, high]`` if not ``low_included``)."""
+    below = low is not None and (value < low if low_included else value <= low)
+    if below or (high is not None and value > high):
+        left = "[" if low_included else "("
+        raise ConfigError(f"{where} must be in {left}{low}, {'inf' if high is None else high}], got {value}")
 
 
 @dataclass
@@ -124,6 +162,15 @@ class AlgoConfig:
                 setattr(self, key, defaults.get(key))
             elif key not in defaults:
                 raise ConfigError(f"algo.{key} does not apply to {self.name} (it uses: {', '.join(defaults)})")
+        for key, value in self.used().items():
+            if key == "ent_coef" and isinstance(value, str):
+                if value != "auto" and not value.startswith("auto_"):
+                    raise ConfigError(f"algo.ent_coef must be a number >= 0, 'auto' or 'auto_<init>', got {value!r}")
+            elif key == "critic_hidden_sizes":
+                if not value or min(value) < 1:
+                    raise ConfigError(f"algo.critic_hidden_sizes must be a non-empty list of sizes >= 1, got {value}")
+            elif key in ALGO_RANGES:
+                check_range(f"algo.{key}", value, *ALGO_RANGES[key])
 
     @staticmethod
     def hyperparameter_names() -> list[str]:
@@ -152,13 +199,15 @@ class TrainConfig:
         for key in ("timesteps", "eval_freq", "eval_episodes", "checkpoint_freq", "keep_checkpoints", "num_threads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"train.seed must be in [0, 2**32 - 1], got {self.seed}")
         if self.framework not in FRAMEWORKS:
             raise ConfigError(f"train.framework: unknown framework {self.framework!r}; valid: {', '.join(FRAMEWORKS)}")
         if self.num_env_runners < 0:
             raise ConfigError(f"train.num_env_runners must be >= 0, got {self.num_env_runners}")
 
 
-# spec §4.4: evaluation return at which NoisySAN's noise-reduction coefficient reaches its maximum
+# docs/methods.md, NoisySAN: evaluation return at which NoisySAN's noise-reduction coefficient reaches its maximum
 PAPER_NOISE_CEILINGS = {
     "Ant": 6000.0,
     "HalfCheetah": 12000.0,
@@ -174,12 +223,12 @@ PAPER_NOISE_CEILINGS = {
 
 def task_name(env_id: str) -> str:
     """``"Hopper-v5"`` -> ``"Hopper"``; ``"spikerl/BlimpAltitude-v0"`` -> ``"BlimpAltitude"``."""
-    return env_id.rsplit("/", 1)[-1].rsplit("-v", 1)[0]
+    return env_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1].rsplit("-v", 1)[0]
 
 
 @dataclass
 class NoiseConfig:
-    """NoisySAN exploration noise and noise reduction (spec §4.2, §4.4); used with actor ``noisysan``."""
+    """NoisySAN exploration noise and noise reduction (docs/methods.md, NoisySAN); used with actor ``noisysan``."""
 
     beta: float = 1.0  # 1/f^beta: 0 white, 1 pink, 2 brown
     horizon: int = 1000  # environment steps per episode, for the noise's low-frequency cutoff
@@ -376,14 +425,21 @@ def parse_override(text: str, config_class: type | None = None) -> tuple[str, st
     section, key = path.split(".", 1)
     if section not in sections:
         raise ConfigError(f"override {text!r}: unknown section {section!r}; valid: {', '.join(sections)}")
-    return section, key, yaml.safe_load(raw)
+    try:
+        return section, key, yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        problem = str(err).splitlines()[0]
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({problem})") from err
 
 
 def read_config_data(path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Raw config mapping from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
     data = read_yaml(path) if path is not None else {}
     for section, values in (overrides or {}).items():
-        data[section] = {**(data.get(section) or {}), **values}
+        current = data.get(section) or {}
+        if not isinstance(current, dict):
+            raise ConfigError(f"{path}: section {section!r} must be a mapping, got {current!r}")
+        data[section] = {**current, **values}
     return data
 
 

@@ -26,20 +26,28 @@ def load_policy(run: RunDirectory, which: str = "final") -> Any:
     """The run's policy with ``predict(raw_obs, deterministic=True)``, ``actor_network`` and ``actor_config``:
     an SB3 algorithm (``framework: sb3``) or an :class:`~agents.rllib.policy.RLlibPolicy` (``rllib``).
 
-    ``which`` is ``final`` (the model written when training finished) or ``latest`` (newest checkpoint).
+    ``run`` may also be a policy package (:mod:`experiments.policy_package`). ``which`` is ``final`` (the model
+    written when training finished: its pickle-free package if present, else SB3's ``model.zip``, which must be
+    trusted) or ``latest`` (newest intact checkpoint's ``model.zip``).
     """
+    from experiments.policy_package import is_package, load_package
+
     if which not in CHECKPOINT_CHOICES:
         raise ValueError(f"unknown checkpoint {which!r}; valid: {', '.join(CHECKPOINT_CHOICES)}")
+    if is_package(run.path):
+        return load_package(run.path)
     config = run.load_config()
     rllib = config.train.framework == "rllib"
     if which == "final":
+        if not rllib and is_package(run.final_policy):
+            return load_package(run.final_policy)
         path = run.final_rllib if rllib else run.final_model
         if not path.exists():
             raise CheckpointError(f"{path} is missing (training not finished?); use --checkpoint latest")
     else:
         checkpoint = run.latest_checkpoint()
         path = checkpoint.rllib if rllib else checkpoint.model
-    if rllib:
+    if rllib:  # RLlib checkpoints hold pickles too: load only your own runs (docs/security.md)
         from agents.rllib.policy import RLlibPolicy
         from experiments.rllib_training import load_algorithm
 

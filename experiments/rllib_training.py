@@ -57,12 +57,15 @@ def _ray_modules():
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start (or join, with ``address``) a Ray session unless one is running; quiet and dashboard-free."""
+    """Start a fresh local Ray session (or join the cluster at ``address`` or ``$RAY_ADDRESS``) unless one is
+    running in this process; quiet and dashboard-free. Another Ray instance on the machine is never joined
+    implicitly."""
     ray = _ray_modules()[0]
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    if address is None:
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        address = "local"
         kwargs.update(num_cpus=num_cpus, object_store_memory=256 * 1024**2)
     ray.init(address=address, **kwargs)
 
@@ -196,6 +199,7 @@ def train_rllib(config: RunConfig, run: RunDirectory, resume: bool = False) -> R
     init_ray()
     if resume:
         latest = run.latest_checkpoint()
+        run.truncate_evaluations(latest.timesteps)  # the resumed run redoes the evaluations after the checkpoint
         algo = load_algorithm(latest.rllib)
         steps = latest.timesteps
     else:
@@ -203,7 +207,7 @@ def train_rllib(config: RunConfig, run: RunDirectory, resume: bool = False) -> R
         algo = algorithm_config(config).build_algo()
         steps = 0
     eval_env = make_vec_env(config.env.id, 1, config.train.seed + EVAL_SEED_OFFSET, normalize_obs=False)
-    writer = SummaryWriter(str(run.tensorboard_dir / "rllib"))
+    writer = SummaryWriter(str(run.tensorboard_dir / "rllib"), purge_step=steps + 1 if resume else None)
     started = time.time() - run.recorded_wall_time()
     cfg = config.train
     bar = tqdm(total=cfg.timesteps, initial=steps, unit="step", desc="train", disable=not cfg.progress_bar,

@@ -12,7 +12,8 @@ continues from its latest checkpoint, and a run directory with a different confi
 After training each trial re-runs ``rerun_episodes`` single episodes of the final model and records firing
 rates and energy in ``summary.json``. A failing trial is reported and does not stop the others; the exit
 code is 1 if any failed. Runs locally by default; ``--ray-address`` joins an existing Ray cluster (whose
-nodes must have spikerl installed and share the ``out`` path).
+nodes must have spikerl installed and share the ``out`` path). The suite's own trial directories are trusted:
+their pickled checkpoints are loaded whether signed or not (the suite's ``out`` is the user's own output).
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envs.errors import UserError
 from experiments.config import ConfigError
-from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
+from experiments.run_dir import RunDirectory, trust_directory, write_atomic
 from experiments.suites import GRID_KEYS, Suite, Trial, load_suite
 
 RERUN_SEED_OFFSET = 20_000
@@ -45,11 +46,6 @@ def _config_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[
     return keys
 
 
-def _finished_steps(run: RunDirectory) -> int | None:
-    done = run.path / "DONE"
-    return int(done.read_text().strip() or 0) if done.is_file() else None
-
-
 def train_trial(trial: Trial) -> str:
     """Bring the trial's run directory to its step budget; return what was done (trained/resumed/finished)."""
     from experiments.frameworks import train_function
@@ -57,19 +53,22 @@ def train_trial(trial: Trial) -> str:
     config = trial.run_config()
     config.train.progress_bar = False
     run = RunDirectory(trial.run_dir)
-    if run.config_file.is_file():
-        differences = _config_differences(run.load_config().to_dict(), config.to_dict())
-        if differences:
-            raise ConfigError(f"{run.path} holds a run with another config: {'; '.join(differences)}")
-        finished = _finished_steps(run)
-        if finished is not None and finished >= config.train.timesteps:
-            return "finished"
-        if (run.checkpoints_dir / "LATEST").is_file():
-            train_function(config)(config, run, resume=True)
-            return "resumed"
-        shutil.rmtree(run.path)  # started but never checkpointed: start over
-    train_function(config)(config, run)
-    return "trained"
+    trust_directory(run.path)
+    with run.locked():
+        if run.config_file.is_file():
+            differences = _config_differences(run.load_config().to_dict(), config.to_dict())
+            if differences:
+                raise ConfigError(f"{run.path} holds a run with another config: {'; '.join(differences)}")
+            finished = run.finished_steps()
+            if finished is not None and finished >= config.train.timesteps:
+                return "finished"
+            if run.has_checkpoint():
+                run.save_config(config)  # the suite's step budget, kept by later resumes
+                train_function(config)(config, run, resume=True)
+                return "resumed"
+            run.discard_progress()  # started but never checkpointed: start over
+        train_function(config)(config, run)
+        return "trained"
 
 
 def summarise_trial(trial: Trial, episodes: int) -> dict[str, Any]:
@@ -79,8 +78,9 @@ def summarise_trial(trial: Trial, episodes: int) -> dict[str, Any]:
     from experiments.frameworks import load_policy
 
     run = RunDirectory(trial.run_dir)
+    trust_directory(run.path)
     summary_file = run.path / "summary.json"
-    steps = _finished_steps(run)
+    steps = run.finished_steps()
     if summary_file.is_file():
         summary = json.loads(summary_file.read_text())
         if summary.get("timesteps") == steps and len(summary.get("rerun_returns", [])) == episodes:
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {len(failed)} trial(s) failed: {', '.join(o.trial.name for o in failed)}", file=sys.stderr)
             return 1
         return 0
-    except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

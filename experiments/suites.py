@@ -9,7 +9,7 @@ A suite file::
     max_concurrent: 2               # trials running at once (Ray Tune)
     cpus_per_trial: 1
     rerun_episodes: 1               # single episodes of the final model, for the papers' "max" statistic
-    readme: false                   # replace the README results block with the table
+    readme: false                   # replace the results block of docs/results.md with the table
     grid: {env: [...], actor: [...], algo: [td3], seed: [0, 1], framework: [sb3]}
     config: experiments/td3_ilcsan.yaml   # optional base run config (sections env, actor, algo, train)
     overrides: {train: {timesteps: 100000}}            # applied to every trial

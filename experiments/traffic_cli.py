@@ -3,6 +3,7 @@
 Examples::
 
     python train_agent.py traffic --agent mtlight --scenario grid2x2 --backend sumo --episodes 30
+    python train_agent.py traffic --agent maxpressure --roadnet roadnet.json --flow flow.json --backend cityflow
     python train_agent.py traffic --config experiments/mtlight_grid.yaml --run-dir runs/mtlight_grid
     python train_agent.py traffic --resume runs/mtlight_grid --episodes 50
     python train_agent.py traffic-eval runs/mtlight_grid --episodes 3 --compare fixedtime maxpressure
@@ -22,6 +23,8 @@ import yaml
 from experiments.config import ConfigError, cli_overrides
 from experiments.run_dir import CheckpointError, write_atomic
 
+BASELINES = ("fixedtime", "maxpressure", "advanced_mp")
+
 
 def add_traffic_commands(sub: argparse._SubParsersAction) -> None:
     """Register the ``traffic`` and ``traffic-eval`` subcommands."""
@@ -29,8 +32,15 @@ def add_traffic_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--config", type=Path, help="YAML config (sections scenario, env, agent, train)")
     # names are checked by the config (which lists the valid ones): this module stays importable without the
     # traffic extra, so the rest of the CLI works where SUMO/PettingZoo are not installed
-    train.add_argument("--agent", help="controller: fixedtime, maxpressure, dqn or mtlight")
-    train.add_argument("--scenario", help="gridCxR (e.g. grid2x2) or a dataset (jinan_3x4, hangzhou_4x4, ...)")
+    train.add_argument("--agent", help="controller: fixedtime, maxpressure, advanced_mp, dqn or mtlight")
+    train.add_argument(
+        "--scenario", help="gridCxR (e.g. grid2x2), a dataset (jinan_3x4, hangzhou_4x4, ...), or a label for --roadnet"
+    )
+    train.add_argument("--roadnet", type=Path, metavar="FILE", help="your own scenario: CityFlow roadnet JSON")
+    train.add_argument("--flow", type=Path, metavar="FILE", help="your own scenario: CityFlow flow JSON")
+    train.add_argument(
+        "--no-verify-data", action="store_true", help="accept dataset files whose sha256 differs (edited data)"
+    )
     train.add_argument("--backend", help="simulator: sumo or cityflow")
     train.add_argument("--episodes", type=int, help="training episodes (baselines: evaluation episodes)")
     train.add_argument("--seed", type=int, help="random seed")
@@ -45,7 +55,9 @@ def add_traffic_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--episodes", type=int, default=1)
     ev.add_argument("--seed", type=int, default=1000, help="seed of the first evaluation episode")
     ev.add_argument("--checkpoint", choices=("final", "latest"), default="final", help="which model to load")
-    ev.add_argument("--compare", nargs="*", default=[], choices=("fixedtime", "maxpressure"), help="also run these")
+    ev.add_argument(
+        "--compare", nargs="*", default=[], choices=BASELINES, help="also run these baselines (default settings)"
+    )
 
 
 def _traffic_errors(command):
@@ -76,7 +88,10 @@ def command_traffic(args: argparse.Namespace) -> int:
     from experiments.traffic_training import TrafficRunDirectory, train
 
     if args.resume is not None:
-        if args.config or args.agent or args.scenario or args.backend or args.seed is not None or args.set:
+        if (
+            args.config or args.agent or args.scenario or args.backend or args.seed is not None or args.set
+            or args.roadnet or args.flow
+        ):  # fmt: skip
             raise ConfigError("--resume continues a run with its saved config; only --episodes may change")
         run = TrafficRunDirectory(args.resume)
         config = run.load_config()
@@ -86,9 +101,13 @@ def command_traffic(args: argparse.Namespace) -> int:
         print(f"resuming {run.path} from {run.latest_checkpoint().path.name} to {config.train.episodes} episodes")
         row = train(config, run, resume=True)
     else:
+        label = args.scenario or (args.roadnet.stem if args.roadnet else None)
         flags = {
             ("agent", "name"): args.agent,
-            ("scenario", "name"): args.scenario,
+            ("scenario", "name"): label,
+            ("scenario", "roadnet"): args.roadnet and str(args.roadnet.resolve()),
+            ("scenario", "flow"): args.flow and str(args.flow.resolve()),
+            ("scenario", "verify_sha256"): False if args.no_verify_data else None,
             ("scenario", "data_dir"): args.data_dir,
             ("env", "backend"): args.backend,
             ("train", "episodes"): args.episodes,
@@ -119,7 +138,7 @@ def command_traffic_eval(args: argparse.Namespace) -> int:
     from experiments.traffic_training import TrafficRunDirectory, evaluate, format_metrics_table
 
     if args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
     run = TrafficRunDirectory(args.run_dir)
     config = run.load_config()
     model = None

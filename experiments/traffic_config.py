@@ -1,6 +1,7 @@
 """Traffic run configuration: four YAML sections, validated like :mod:`experiments.config`::
 
     scenario: {name: grid2x2, data_dir: null, road_length: 300, demand_we: 300, demand_ns: 300, ...}
+              # or your own files: {name: mytown, roadnet: roadnet.json, flow: flow.json}
     env:      {backend: sumo, phases: 4, decision_interval: 10, yellow_time: 3, horizon: 3600, reward: queue}
     agent:    {name: mtlight, ...}            # agents.traffic.config.TrafficAgentConfig
     train:    {episodes: 30, seed: 0, ...}
@@ -25,10 +26,14 @@ from experiments.config import ConfigError, build_config, read_config_data
 
 @dataclass
 class ScenarioConfig:
-    """Scenario name (``gridCxR`` or a dataset), the benchmark data directory, and the synthetic-grid demand."""
+    """Scenario: a name (``gridCxR`` or a dataset) or a user's CityFlow ``roadnet`` + ``flow`` JSON files (then
+    ``name`` is only a label), the benchmark data directory and sha256 check, and the synthetic-grid demand."""
 
     name: str = "grid2x2"
+    roadnet: str | None = None  # CityFlow roadnet JSON of a user scenario (with flow)
+    flow: str | None = None  # CityFlow flow JSON of a user scenario (with roadnet)
     data_dir: str | None = None  # default: $SPIKERL_TRAFFIC_DATA, else ~/.cache/spikerl/traffic
+    verify_sha256: bool = True  # check dataset files against their registered sha256
     road_length: float = 300.0
     demand_we: float = 300.0  # vehicles / hour per east- or west-bound entry
     demand_ns: float = 300.0  # vehicles / hour per north- or south-bound entry
@@ -39,12 +44,16 @@ class ScenarioConfig:
     flow_seed: int = 0
 
     def __post_init__(self) -> None:
-        if not GRID_PATTERN.match(self.name) and self.name not in DATASETS:
+        if (self.roadnet is None) != (self.flow is None):
+            raise ConfigError("scenario.roadnet and scenario.flow go together: give both files or neither")
+        if self.roadnet is None and not GRID_PATTERN.match(self.name) and self.name not in DATASETS:
             raise UnknownScenarioError(
                 f"scenario.name: unknown scenario {self.name!r}; valid: {', '.join(scenario_names())}"
             )
 
     def build(self, horizon: float) -> Scenario:
+        if self.roadnet is not None:
+            return Scenario.from_files(self.name, Path(self.roadnet).expanduser(), Path(self.flow).expanduser())
         grid = GridSpec(
             road_length=self.road_length,
             demand_we=self.demand_we,
@@ -56,7 +65,7 @@ class ScenarioConfig:
             peak_end=self.peak_end,
             seed=self.flow_seed,
         )
-        return load_scenario(self.name, self.data_dir, grid)
+        return load_scenario(self.name, self.data_dir, grid, verify=self.verify_sha256)
 
 
 @dataclass

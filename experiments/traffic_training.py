@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import time
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from agents.traffic import LEARNING_AGENTS, SharedDQNAgent, make_controller
 from envs.traffic.env import TrafficSignalEnv
+from envs.traffic.scenario import Scenario
 from experiments.config import ConfigError
 from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
 from experiments.traffic_config import TrafficRunConfig, traffic_config_from_dict
@@ -35,9 +37,14 @@ class TrafficRunDirectory(RunDirectory):
 
     episodes_file = property(lambda self: self.path / "episodes.csv")
 
-    def initialise(self, config: TrafficRunConfig) -> None:
+    def initialise(self, config: TrafficRunConfig, scenario: Scenario | None = None) -> None:
+        """Write the config and metadata; the metadata records the scenario's content hash and the sha256 of every
+        file it was read from."""
         super().initialise(config)
+        self.episodes_file.unlink(missing_ok=True)
         meta = json.loads(self.metadata_file.read_text())
+        if scenario is not None:
+            meta["scenario"] = {"name": scenario.name, "fingerprint": scenario.fingerprint(), "files": scenario.sources}
         for name in TRAFFIC_PACKAGES:
             try:
                 meta["versions"][name] = metadata.version(name)
@@ -54,16 +61,18 @@ class TrafficRunDirectory(RunDirectory):
             raise CheckpointError(f"{self.config_file}: unreadable run config: {err}") from err
 
     def append_episode(self, row: dict[str, float]) -> None:
-        """Append one row to ``episodes.csv``."""
-        self.write_episodes([*self.read_episodes(), {key: str(value) for key, value in row.items()}])
+        """Record one episode in ``episodes.csv`` (a row of the same episode number is replaced, never doubled)."""
+        kept = [old for old in self.read_episodes() if old.get("episode") != str(row["episode"])]
+        self.write_episodes([*kept, {key: str(value) for key, value in row.items()}])
 
     def write_episodes(self, rows: list[dict[str, str]]) -> None:
-        """Rewrite ``episodes.csv`` atomically (header from the first row)."""
+        """Rewrite ``episodes.csv`` atomically (header: every key, in first-seen order)."""
         if not rows:
             self.episodes_file.unlink(missing_ok=True)
             return
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore", restval="")
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(out, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
         write_atomic(self.episodes_file, out.getvalue())
@@ -76,8 +85,9 @@ class TrafficRunDirectory(RunDirectory):
 
 
 def build_env(config: TrafficRunConfig) -> TrafficSignalEnv:
+    """The configured environment; MTLight's crossing indicators are tracked only for MTLight."""
     scenario = config.scenario.build(config.env.horizon)
-    return TrafficSignalEnv(scenario, config.env, seed=config.train.seed)
+    return TrafficSignalEnv(scenario, config.env, seed=config.train.seed, indicators=config.agent.multitask)
 
 
 def run_episode(env: TrafficSignalEnv, controller, seed: int, learn: bool) -> dict[str, float]:
@@ -131,7 +141,8 @@ def train(config: TrafficRunConfig, run: TrafficRunDirectory, resume: bool = Fal
         start = checkpoint.timesteps
         run.write_episodes(run.read_episodes()[:start])  # drop rows written after the checkpoint
     else:
-        run.initialise(config)
+        created = not run.path.exists()
+        run.initialise(config, env.scenario)
     writer = SummaryWriter(str(run.tensorboard_dir))
     row: dict[str, float] = {}
     bar = tqdm(
@@ -145,7 +156,14 @@ def train(config: TrafficRunConfig, run: TrafficRunDirectory, resume: bool = Fal
     try:
         for episode in bar:
             epsilon = controller.epsilon if learning else 0.0
-            row = {"episode": episode + 1, **run_episode(env, controller, config.train.seed + episode, learn=learning)}
+            try:
+                result = run_episode(env, controller, config.train.seed + episode, learn=learning)
+            except Exception:
+                if not resume and episode == 0:
+                    writer.close()
+                    _remove_unfinished(run, created)
+                raise
+            row = {"episode": episode + 1, **result}
             row["epsilon"] = epsilon
             if learning:
                 row.update(controller.end_episode())
@@ -162,6 +180,18 @@ def train(config: TrafficRunConfig, run: TrafficRunDirectory, resume: bool = Fal
         writer.close()
         env.close()
     return row
+
+
+def _remove_unfinished(run: TrafficRunDirectory, created: bool) -> None:
+    """Remove what a fresh run wrote before its first episode failed, so no run directory without results stays
+    behind (the whole directory if this run created it)."""
+    if created:
+        shutil.rmtree(run.path, ignore_errors=True)
+        return
+    for path in (run.config_file, run.metadata_file, run.episodes_file):
+        path.unlink(missing_ok=True)
+    for folder in (run.tensorboard_dir, run.checkpoints_dir):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class _NoModel:

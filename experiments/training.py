@@ -1,5 +1,10 @@
 """Train an SB3 agent from a :class:`RunConfig` into a run directory, with periodic evaluation, atomic
-checkpoints, TensorBoard logging, a progress bar, and resume."""
+checkpoints, TensorBoard logging, a progress bar, and resume.
+
+A checkpoint of an off-policy run at step N holds exactly N transitions: it is written when the rollout
+that crossed the checkpoint step ends (SB3 stores a step's transition after the step's callbacks run), so with
+``checkpoint_freq`` a multiple of ``algo.train_freq`` it lands exactly on the multiples of ``checkpoint_freq``.
+A resume from step N drops the evaluations and TensorBoard points after N (the run redoes them)."""
 
 from __future__ import annotations
 
@@ -14,14 +19,23 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
 from agents.sb3 import ALGORITHMS, POLICIES, NoisyTD3
 from envs import check_continuous_actions, make_vec_env
 from experiments.config import RunConfig
 from experiments.evaluation import evaluation_row, evaluation_scalars, rollout
-from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
+from experiments.policy_package import write_package
+from experiments.run_dir import (
+    CheckpointError,
+    RunDirectory,
+    fault_point,
+    replace_atomic,
+    require_trusted,
+    sign_files,
+    write_atomic,
+)
 
 EVAL_SEED_OFFSET = 10_000
 
@@ -46,8 +60,11 @@ def noise_kwargs(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def build_model(config: RunConfig, env: VecEnv, tensorboard_log: str | None = None) -> BaseAlgorithm:
-    """Instantiate the algorithm of ``config.algo`` with the actor of ``config.actor`` on ``env``."""
+def build_model(
+    config: RunConfig, env: VecEnv, tensorboard_log: str | None = None, buffer_size: int | None = None
+) -> BaseAlgorithm:
+    """Instantiate the algorithm of ``config.algo`` with the actor of ``config.actor`` on ``env``
+    (``buffer_size``: replay capacity instead of the config's, e.g. 1 for a model only loaded to act)."""
     hp = {**config.algo.used(), **noise_kwargs(config)}
     policy_kwargs: dict[str, Any] = {
         "actor_config": dataclasses.asdict(config.actor),
@@ -60,7 +77,7 @@ def build_model(config: RunConfig, env: VecEnv, tensorboard_log: str | None = No
         dim = env.action_space.shape[0]
         hp["action_noise"] = NormalActionNoise(np.zeros(dim), sigma * np.ones(dim)) if sigma > 0 else None
     if "buffer_size" in hp:  # a run never stores more transitions than it takes steps
-        hp["buffer_size"] = min(hp["buffer_size"], config.train.timesteps)
+        hp["buffer_size"] = buffer_size or min(hp["buffer_size"], config.train.timesteps)
     return algorithm_class(config)(
         POLICIES[config.algo.name],  # builds the actor named in actor_config
         env,
@@ -74,9 +91,12 @@ def build_model(config: RunConfig, env: VecEnv, tensorboard_log: str | None = No
 
 
 def load_model(path: Path, config: RunConfig, env: VecEnv | None = None, **kwargs: Any) -> BaseAlgorithm:
-    """Load a saved model, raising :class:`CheckpointError` naming the file if it is missing or corrupt."""
+    """Load SB3's pickled ``model.zip`` if it is trusted (:func:`~experiments.run_dir.require_trusted`: signed
+    with the user's key or under ``--trust``), raising :class:`CheckpointError` naming the file if it is missing
+    or corrupt."""
     if not path.is_file():
         raise CheckpointError(f"model file {path} is missing")
+    require_trusted(path)
     try:
         return algorithm_class(config).load(path, env=env, device=config.train.device, **kwargs)
     except Exception as err:  # SB3 raises zipfile, pickle, torch and KeyError failures alike
@@ -150,21 +170,36 @@ class PeriodicEvaluation(BaseCallback):
         self.eval_env = eval_env
         self.train_cfg = config.train
         self.started = time.time() - run.recorded_wall_time()
+        self.checkpointed = 0  # checkpoint periods completed
+
+    def _on_training_start(self) -> None:
+        self.checkpointed = self.model.num_timesteps // self.train_cfg.checkpoint_freq
+        # off-policy: checkpoint once the rollout's transitions are stored (see the module docstring)
+        self.after_rollout = getattr(self.model, "replay_buffer", None) is not None
 
     def _due(self, frequency: int) -> bool:
         n_envs = self.training_env.num_envs
         return self.num_timesteps // frequency != (self.num_timesteps - n_envs) // frequency
 
+    def _checkpoint_if_due(self) -> None:
+        periods = self.model.num_timesteps // self.train_cfg.checkpoint_freq
+        if periods > self.checkpointed:
+            self.checkpointed = periods
+            self.run.save_checkpoint(self.model, self.model.num_timesteps, self.train_cfg.keep_checkpoints, {})
+
     def _on_step(self) -> bool:
         if self._due(self.train_cfg.eval_freq):
             self.evaluate()
-        if self._due(self.train_cfg.checkpoint_freq):
-            self.run.save_checkpoint(self.model, self.num_timesteps, self.train_cfg.keep_checkpoints, {})
+        if not self.after_rollout:
+            self._checkpoint_if_due()
         return True
 
+    def _on_rollout_end(self) -> None:
+        if self.after_rollout:
+            self._checkpoint_if_due()
+
     def evaluate(self) -> None:
-        if isinstance(self.eval_env, VecNormalize):
-            sync_envs_normalization(self.training_env, self.eval_env)
+        """Deterministic episodes on the raw evaluation env (``predict`` normalises with the training statistics)."""
         stats = rollout(self.model, self.eval_env, self.train_cfg.eval_episodes)
         self.model.report_evaluation(stats.mean_return)
         self.run.append_evaluation(evaluation_row(self.num_timesteps, stats, time.time() - self.started))
@@ -173,28 +208,54 @@ class PeriodicEvaluation(BaseCallback):
         self.logger.dump(self.num_timesteps)
 
 
+def purge_tensorboard(run: RunDirectory, timesteps: int) -> None:
+    """Hide the TensorBoard points after step ``timesteps`` in the run's latest SB3 log (which a resume continues):
+    a session-start marker with ``purge_step`` makes TensorBoard drop the later points written before it."""
+    logs = [p for p in run.tensorboard_dir.glob("sb3_*") if p.name.rpartition("_")[2].isdigit()]
+    if not logs:
+        return
+    from torch.utils.tensorboard import SummaryWriter
+
+    latest = max(logs, key=lambda p: int(p.name.rpartition("_")[2]))
+    SummaryWriter(log_dir=str(latest), purge_step=timesteps + 1).close()
+
+
+def resume_model(config: RunConfig, run: RunDirectory, train_env: VecEnv) -> BaseAlgorithm:
+    """The model of the run's latest intact checkpoint with its replay buffer, evaluations and TensorBoard logs
+    cut back to the checkpoint's step."""
+    checkpoint = run.latest_checkpoint()
+    run.truncate_evaluations(checkpoint.timesteps)
+    purge_tensorboard(run, checkpoint.timesteps)
+    model = load_model(checkpoint.model, config, train_env, tensorboard_log=str(run.tensorboard_dir))
+    if isinstance(train_env, VecNormalize):
+        model.restore_normalization(train_env)
+    if hasattr(model, "replay_buffer"):
+        if not checkpoint.replay_buffer.is_file():
+            raise CheckpointError(f"replay buffer {checkpoint.replay_buffer} is missing")
+        require_trusted(checkpoint.replay_buffer)
+        try:
+            model.load_replay_buffer(checkpoint.replay_buffer)
+        except Exception as err:
+            raise CheckpointError(f"replay buffer {checkpoint.replay_buffer} is corrupt: {err}") from err
+        grow_replay_buffer(model, min(config.algo.buffer_size, config.train.timesteps))
+    return model
+
+
 def train(config: RunConfig, run: RunDirectory, resume: bool = False) -> BaseAlgorithm:
-    """Train (or resume) the run and return the model; the final model is written to ``run.final_model``."""
+    """Train (or resume) the run and return the model, holding the run's lock throughout; the final model is
+    written to ``run.final_model`` (SB3 format, signed) and ``run.final_policy`` (pickle-free package)."""
+    with run.locked():
+        return _train(config, run, resume)
+
+
+def _train(config: RunConfig, run: RunDirectory, resume: bool) -> BaseAlgorithm:
     torch.set_num_threads(config.train.num_threads)
     env_cfg, seed = config.env, config.train.seed
     train_env = make_vec_env(env_cfg.id, env_cfg.n_envs, seed, env_cfg.normalize_obs, env_cfg.clip_obs)
     check_continuous_actions(env_cfg.id, train_env.action_space, config.algo.name)
-    eval_env = make_vec_env(
-        env_cfg.id, 1, seed + EVAL_SEED_OFFSET, env_cfg.normalize_obs, env_cfg.clip_obs, training=False
-    )
+    eval_env = make_vec_env(env_cfg.id, 1, seed + EVAL_SEED_OFFSET, normalize_obs=False)
     if resume:
-        checkpoint = run.latest_checkpoint()
-        model = load_model(checkpoint.model, config, train_env, tensorboard_log=str(run.tensorboard_dir))
-        if isinstance(train_env, VecNormalize):
-            model.restore_normalization(train_env)
-        if hasattr(model, "replay_buffer"):
-            if not checkpoint.replay_buffer.is_file():
-                raise CheckpointError(f"replay buffer {checkpoint.replay_buffer} is missing")
-            try:
-                model.load_replay_buffer(checkpoint.replay_buffer)
-            except Exception as err:
-                raise CheckpointError(f"replay buffer {checkpoint.replay_buffer} is corrupt: {err}") from err
-            grow_replay_buffer(model, min(config.algo.buffer_size, config.train.timesteps))
+        model = resume_model(config, run, train_env)
     else:
         run.initialise(config)
         model = build_model(config, train_env, tensorboard_log=str(run.tensorboard_dir))
@@ -205,10 +266,11 @@ def train(config: RunConfig, run: RunDirectory, resume: bool = False) -> BaseAlg
     if remaining > 0:
         model.learn(remaining, callback=callbacks, reset_num_timesteps=not resume, tb_log_name="sb3")
     run.save_checkpoint(model, model.num_timesteps, config.train.keep_checkpoints, {"final": True})
-    staging = run.path / ".model.tmp.zip"
-    model.save(staging)
-    staging.replace(run.final_model)
-    write_atomic(run.path / "DONE", f"{model.num_timesteps}\n")
+    replace_atomic(run.final_model, model.save)
+    sign_files(run.path, [run.final_model.name])
+    write_package(model, config, run.final_policy, source=f"trained, {model.num_timesteps} steps")
+    fault_point("before_done")
+    write_atomic(run.done_file, f"{model.num_timesteps}\n")
     train_env.close()
     eval_env.close()
     return model

@@ -1,4 +1,4 @@
-"""Population encoder: Gaussian receptive fields turned into spike trains (PopSAN, spec §1.2).
+"""Population encoder: Gaussian receptive fields turned into spike trains (PopSAN; docs/methods.md, Population encoder).
 
 For observation dimension ``i`` and population neuron ``k`` (learnable ``mu[i, k]``, ``sigma[i, k]``)::
 

@@ -76,8 +76,11 @@ def lif_layer_events(
             )  # fmt: skip
 
 
-DECODE_RATE, DECODE_LAST, DECODE_MEAN, DECODE_MAX_ABS = 0, 1, 2, 3
-DECODE_CODES = {"rate": DECODE_RATE, "last": DECODE_LAST, "mean": DECODE_MEAN, "max-abs": DECODE_MAX_ABS}
+# Decode mode -> code, the one table of the project (re-exported by :mod:`neurons.readout`): the kernels below
+# and the generated C branch on these codes. It lives in this file because numba compiles globals in as
+# constants and its on-disk cache is invalidated only by changes to the file that defines the kernel.
+DECODE_CODES = {"last": 0, "mean": 1, "max-abs": 2, "rate": 3}
+DECODE_LAST, DECODE_MEAN, DECODE_MAX_ABS, DECODE_RATE = (DECODE_CODES[m] for m in ("last", "mean", "max-abs", "rate"))
 
 
 @njit(cache=True, nogil=True)
@@ -88,7 +91,10 @@ def spiking_actor_forward(
     encoder_threshold,
     weights_t,
     biases,
-    blocks,
+    intra_bias,
+    intra_bias_mask,
+    intra_weight,
+    intra_weight_mask,
     current_decay,
     voltage_decay,
     threshold,
@@ -99,23 +105,28 @@ def spiking_actor_forward(
     records,
     actions,
 ):  # pragma: no cover
-    """Whole population-coded actor: encoder, ``len(weights_t)`` LIF layers (the last with ``blocks``), and a
-    per-action readout of the output populations into ``actions [B, M]`` (pre-activation).
+    """Whole population-coded actor: encoder, ``len(weights_t)`` LIF layers, and a per-action readout of the
+    output populations into ``actions [B, M]`` (pre-activation).
 
-    ``records`` receives every layer's spikes (``records[0]`` the encoder's). ``decode``: ``DECODE_RATE``
-    (PopSAN: ``w . mean_t(s) + b``) or a non-spiking readout ``V_t = decay V_{t-1} + w . s_t + b`` decoded by
-    ``DECODE_LAST``, ``DECODE_MEAN`` or ``DECODE_MAX_ABS``.
+    The last layer adds the intra-layer bias ``intra_bias * intra_bias_mask`` (``[F]``) to its bias and has the
+    recurrent blocks ``intra_weight * intra_weight_mask`` (``[G, P, P]``, ``G = 0`` for none). The masks are
+    applied here, so every argument can be a live view of a parameter (nothing derived is cached).
+
+    ``records`` receives every layer's spikes (``records[0]`` the encoder's). ``decode`` (a code of
+    :data:`DECODE_CODES`): ``"rate"`` (PopSAN: ``w . mean_t(s) + b``) or a non-spiking
+    readout ``V_t = decay V_{t-1} + w . s_t + b`` decoded by ``"last"``, ``"mean"`` or ``"max-abs"``.
     """
     regular_population_spikes(obs, mean, std, encoder_threshold, records[0])
     last = len(weights_t) - 1
+    last_bias = biases[last] + intra_bias * intra_bias_mask
+    blocks = intra_weight * intra_weight_mask
     no_blocks = blocks[:0]
     for layer in range(last + 1):
-        layer_blocks = blocks if layer == last else no_blocks
         lif_layer_events(
             records[layer],
             weights_t[layer],
-            biases[layer],
-            layer_blocks,
+            last_bias if layer == last else biases[layer],
+            blocks if layer == last else no_blocks,
             current_decay,
             voltage_decay,
             threshold,

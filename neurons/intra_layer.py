@@ -1,4 +1,4 @@
-"""Intra-layer connections of ILC-SAN's output populations (spec §3.1).
+"""Intra-layer connections of ILC-SAN's output populations (docs/methods.md, ILC-SAN).
 
 Each action dimension ``g`` owns a population of ``P`` neurons. A learnable ``P x P`` matrix ``R_g`` and a
 bias ``b_g`` feed the population's previous-step spikes back into its own input current::

@@ -35,7 +35,9 @@ from neurons.surrogate import DEFAULT_SURROGATE_WIDTH, rectangular_surrogate
 
 @dataclass(frozen=True)
 class LIFParameters:
-    """Constants of a :class:`CurrentLIF` layer (decays are retention factors per SNN step)."""
+    """Constants of a CUBA-LIF layer (decays are retention factors per SNN step): the one definition that the
+    torch layer (:class:`CurrentLIF`), the compiled kernels (:meth:`kernel_constants`), the actor config and
+    the integer export (which quantises these values) all read."""
 
     current_decay: float = 0.5
     voltage_decay: float = 0.75
@@ -49,6 +51,10 @@ class LIFParameters:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if self.surrogate_width <= 0:
             raise ValueError(f"surrogate_width must be > 0, got {self.surrogate_width}")
+
+    def kernel_constants(self, dtype: type[np.floating]) -> tuple[np.floating, np.floating, np.floating]:
+        """``(current_decay, voltage_decay, threshold)`` as ``dtype`` scalars, the compiled kernels' arguments."""
+        return dtype(self.current_decay), dtype(self.voltage_decay), dtype(self.threshold)
 
 
 def scan_reference(
@@ -127,9 +133,7 @@ class _CurrentLIFScan(torch.autograd.Function):
                 cur,
                 _optional_array(bias, cur.shape[-1:], cur.dtype),
                 block_array,
-                dtype(params.current_decay),
-                dtype(params.voltage_decay),
-                dtype(params.threshold),
+                *params.kernel_constants(dtype),
                 membrane_array,
                 spikes_array,
             )
@@ -161,9 +165,7 @@ class _CurrentLIFScan(torch.autograd.Function):
                 mem,
                 spike_array,
                 block_array,
-                dtype(params.current_decay),
-                dtype(params.voltage_decay),
-                dtype(params.threshold),
+                *params.kernel_constants(dtype),
                 dtype(params.surrogate_width),
                 grad_array,
                 grad_bias_array,
@@ -223,21 +225,13 @@ class CurrentLIF(nn.Module):
     """Current-based LIF layer without weights: maps input current ``[T, B, F]`` to spikes ``[T, B, F]``.
 
     Args:
-        current_decay: synaptic current retention ``a_c`` per step (default 0.5).
-        voltage_decay: membrane retention ``a_v`` per step (default 0.75).
-        threshold: firing threshold ``V_th`` (default 0.5).
-        surrogate_width: half-width of the rectangular surrogate window (default 0.5).
+        params: the neuron constants (default :class:`LIFParameters`: PopSAN's ``a_c = 0.5``, ``a_v = 0.75``,
+            ``V_th = 0.5``, surrogate half-width 0.5).
     """
 
-    def __init__(
-        self,
-        current_decay: float = 0.5,
-        voltage_decay: float = 0.75,
-        threshold: float = 0.5,
-        surrogate_width: float = DEFAULT_SURROGATE_WIDTH,
-    ) -> None:
+    def __init__(self, params: LIFParameters | None = None) -> None:
         super().__init__()
-        self.params = LIFParameters(current_decay, voltage_decay, threshold, surrogate_width)
+        self.params = params if params is not None else LIFParameters()
 
     def forward(
         self, current: torch.Tensor, blocks: torch.Tensor | None = None, bias: torch.Tensor | None = None

@@ -1,6 +1,6 @@
 """Time-correlated (coloured, 1/f^beta) Gaussian noise that can be regenerated from a few integers.
 
-NoisySAN (spec §4.2) gives every noisy neuron one continuous coloured-noise sequence per episode, running
+NoisySAN (docs/methods.md) gives every noisy neuron one continuous coloured-noise sequence per episode, running
 across SNN steps and environment steps: at environment step ``k`` and SNN step ``t`` a neuron reads sample
 ``k * T + t`` of its sequence. To replay that noise in the actor update without storing it (~23 kB per
 transition on HalfCheetah), the sequences are *windows of one shared table*:

@@ -1,4 +1,4 @@
-"""Noisy neurons of NoisySAN (spec §4.1): noise in charging, in transmission, and in the readout.
+"""Noisy neurons of NoisySAN (docs/methods.md): noise in charging, in transmission, and in the readout.
 
 For a CUBA-LIF layer of ``n`` neurons with charging noise ``e_v`` and transmission noise ``e_s``
 (unit-variance sequences, ``[T, B, n]``) and the fixed scale ``sigma = sigma_init / sqrt(n)``::
@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-from neurons.lif import CurrentLIF
+from neurons.lif import CurrentLIF, LIFParameters
 from neurons.readout import NonSpikingReadout
 
 DEFAULT_NOISE_SCALE = 0.5  # sigma_init of NoisySAN
@@ -31,11 +31,14 @@ DEFAULT_NOISE_SCALE = 0.5  # sigma_init of NoisySAN
 
 class NoisyCurrentLIF(CurrentLIF):
     """:class:`CurrentLIF` of ``size`` neurons with charging and transmission noise of fixed scale
-    ``noise_scale / sqrt(size)``. ``forward(current, blocks, noise)`` with ``noise = (e_v, e_s)``, each
-    ``[T, B, size]``, or ``None`` for the noise-free neuron."""
+    ``noise_scale / sqrt(size)``. ``forward(current, blocks, noise, bias)`` with ``noise = (e_v, e_s)``, each
+    ``[T, B, size]``, or ``None`` for the noise-free neuron; ``bias [size]`` is fused into the scan as in
+    :class:`CurrentLIF` (with all-zero noise the output equals the noise-free neuron's, bit for bit)."""
 
-    def __init__(self, size: int, noise_scale: float = DEFAULT_NOISE_SCALE, **lif_kwargs: float) -> None:
-        super().__init__(**lif_kwargs)
+    def __init__(
+        self, size: int, noise_scale: float = DEFAULT_NOISE_SCALE, params: LIFParameters | None = None
+    ) -> None:
+        super().__init__(params)
         if size < 1 or noise_scale < 0:
             raise ValueError(f"size must be >= 1 and noise_scale >= 0, got {size} and {noise_scale}")
         self.size = size
@@ -46,10 +49,11 @@ class NoisyCurrentLIF(CurrentLIF):
         current: torch.Tensor,
         blocks: torch.Tensor | None = None,
         noise: tuple[torch.Tensor, torch.Tensor] | None = None,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Transmitted spikes ``[T, B, size]`` (binary when ``noise`` is None)."""
         if noise is None:
-            return super().forward(current, blocks)
+            return super().forward(current, blocks, bias)
         charge, transmit = noise
         if charge.shape != current.shape or transmit.shape != current.shape:
             raise ValueError(
@@ -62,7 +66,7 @@ class NoisyCurrentLIF(CurrentLIF):
             previous = transmit[:-1].reshape(steps - 1, batch, blocks.shape[0], -1)
             feedback = torch.einsum("tbgj,gij->tbgi", previous, blocks).reshape(steps - 1, batch, features)
             noisy_current = torch.cat([noisy_current[:1], noisy_current[1:] + self.sigma * feedback])
-        return super().forward(noisy_current, blocks) + self.sigma * transmit
+        return super().forward(noisy_current, blocks, bias) + self.sigma * transmit
 
     def extra_repr(self) -> str:
         return f"size={self.size}, sigma={self.sigma:.4g}, " + super().extra_repr()

@@ -10,6 +10,10 @@ The recursion is linear, so all ``T`` voltages come from one ``[T, T]`` matmul w
 * ``last``: ``V_{T-1}`` (ILC-SAN default),
 * ``mean``: mean over ``t``,
 * ``max-abs``: the signed ``V_t`` of largest magnitude over ``t`` (the original code's ``max-mem``).
+
+:data:`DECODE_CODES` (defined next to the compiled kernels that branch on it, :mod:`neurons.event_kernels`)
+numbers these modes, plus PopSAN's rate decoder ``rate``, for those kernels and the integer export (the
+generated C's ``DECODE`` macro): the one table every implementation of the decoder uses.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-DECODE_MODES = ("last", "mean", "max-abs")
+from neurons.event_kernels import DECODE_CODES
+
+DECODE_MODES = tuple(mode for mode in DECODE_CODES if mode != "rate")  # NonSpikingReadout's (rate: PopSAN's)
 
 
 class NonSpikingReadout(nn.Module):

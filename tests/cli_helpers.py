@@ -1,8 +1,12 @@
-"""Calling the command line in-process from tests (``python train_agent.py ARGS``)."""
+"""Shared test helpers: tiny configs and the command line called in-process (``python train_agent.py ARGS``).
+
+Test modules import this module, never ``conftest`` (which pytest loads by itself for its fixtures)."""
 
 from __future__ import annotations
 
 import train_agent
+
+TINY_ACTOR = {"hidden_sizes": [32, 32], "timesteps": 3, "encoder_pop": 4, "decoder_pop": 4}  # seconds-long actors
 
 
 def run_cli(*args: object) -> int:

@@ -1,4 +1,4 @@
-"""Shared fixtures: single-threaded torch, a tiny fast config, a registered NaN-emitting environment."""
+"""Shared fixtures: single-threaded torch and a registered NaN-emitting environment."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import torch
 from gymnasium import spaces
 
 torch.set_num_threads(1)
-
-TINY_ACTOR = {"hidden_sizes": [32, 32], "timesteps": 3, "encoder_pop": 4, "decoder_pop": 4}
 
 
 class NaNAfterSteps(gym.Env):

@@ -11,21 +11,48 @@ from agents.actors import ILCSAN, ActorConfig, MLPActor, PopSAN, build_actor
 
 @pytest.mark.parametrize("name", ["mlp", "popsan", "ilcsan"])
 def test_actor_shapes_and_gradients(name: str) -> None:
+    """Output ``[B, M]``; each row depends on its own observation only, in value and in gradient (no state
+    leaks across the batch or across calls); every parameter receives a gradient."""
     torch.manual_seed(0)
     actor = build_actor(17, 6, ActorConfig(name=name))
-    out = actor(torch.randn(8, 17))
-    assert out.shape == (8, 6)
-    out.sum().backward()
+    obs = torch.randn(8, 17, requires_grad=True)
+    out = actor(obs)
+    assert out.shape == (8, 6) and torch.isfinite(out).all()
+    assert out.std(0).min() > 0  # different observations give different actions
+    torch.testing.assert_close(actor(obs).detach(), out.detach(), rtol=0, atol=0)  # a second call: same actions
+    with torch.no_grad():  # alone = in the batch (also through the event-driven inference path)
+        torch.testing.assert_close(actor(obs[3:4]), out[3:4].detach(), rtol=1e-5, atol=1e-5)
+    out[2].sum().backward()
+    assert obs.grad is not None and obs.grad[2].abs().sum() > 0
+    assert torch.count_nonzero(obs.grad[[0, 1, 3, 4, 5, 6, 7]]) == 0
+    actor.zero_grad()
+    actor(obs).sum().backward()
     grads = {n: p.grad for n, p in actor.named_parameters()}
     assert all(g is not None for g in grads.values()), [n for n, g in grads.items() if g is None]
+    assert all(torch.isfinite(g).all() for g in grads.values())
     if name != "mlp":
         assert grads["encoder.mean"].abs().sum() > 0 and grads["encoder.std"].abs().sum() > 0
     if name == "ilcsan":
         assert grads["intra.weight"].abs().sum() > 0
 
 
+@pytest.mark.parametrize("name", ["popsan", "ilcsan"])
+def test_zero_readout_weights_give_the_bias(name: str) -> None:
+    """With zero readout weights the action is the readout bias alone: PopSAN's decoder gives ``b``, ILC-SAN's
+    integrating readout (decay 1, ``last``) gives ``T b``, whatever the observation."""
+    torch.manual_seed(2)
+    actor = build_actor(17, 6, ActorConfig(name=name, timesteps=5))
+    synapses = actor.decoder if name == "popsan" else actor.readout_synapses
+    with torch.no_grad():
+        synapses.weight.zero_()
+        synapses.bias.copy_(torch.linspace(-0.3, 0.2, 6))
+        expected = synapses.bias * (1 if name == "popsan" else 5)
+        for batch in (1, 64):  # the event-driven (small batch) and the batched path
+            torch.testing.assert_close(actor(torch.randn(batch, 17)), expected.expand(batch, 6))
+
+
 def test_paper_parameter_counts() -> None:
-    """PopSAN for HalfCheetah has 125,394 parameters (spec §2.1); ILC-SAN adds 6*10*10 + 60 = 660."""
+    """PopSAN for HalfCheetah has 125,394 parameters (docs/methods.md, PopSAN); ILC-SAN adds 6*10*10 + 60 = 660."""
     popsan = build_actor(17, 6, ActorConfig(name="popsan"))
     ilcsan = build_actor(17, 6, ActorConfig(name="ilcsan"))
     assert sum(p.numel() for p in popsan.parameters()) == 125_394
@@ -34,7 +61,7 @@ def test_paper_parameter_counts() -> None:
 
 def test_ilcsan_without_connections_is_scaled_popsan() -> None:
     """With no intra-layer connections, decay 1 and the ``last`` readout, V_T = sum_t (w s_t + b) = T (w r + b):
-    ILC-SAN's readout equals T times PopSAN's rate decoder with the same weights (spec §3.1)."""
+    ILC-SAN's readout equals T times PopSAN's rate decoder with the same weights (docs/methods.md, ILC-SAN)."""
     torch.manual_seed(1)
     config = ActorConfig(name="ilcsan", connections="none", timesteps=5)
     ilc = ILCSAN(11, 3, config)

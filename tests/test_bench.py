@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TINY_ACTOR
+from cli_helpers import TINY_ACTOR
 
 from agents.sb3 import TD3
 from agents.sb3.td3 import ILCSANPolicy

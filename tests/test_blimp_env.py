@@ -148,10 +148,28 @@ def test_paper_profiles_and_episode_length() -> None:
 
 
 def test_registered_for_gymnasium_and_the_factory() -> None:
+    """``gym.make`` builds the same environment as the class: identical flights for the same seed and actions,
+    the observation is the tracking error, and a 5 s episode is truncated after 50 ticks of 0.1 s."""
     check_env_id(ENV_ID)
     env = gym.make(ENV_ID, profile="sine", duration_s=5.0)
-    obs, _ = env.reset(seed=1)
+    direct = BlimpAltitudeEnv(profile="sine", duration_s=5.0)
+    obs, info = env.reset(seed=1)
+    obs_direct, _ = direct.reset(seed=1)
+    start, references = info["z"], []
     assert env.observation_space.contains(obs)
+    np.testing.assert_array_equal(obs, obs_direct)
+    actions = np.random.default_rng(0).uniform(-1.0, 1.0, 60)
+    ticks, truncated = 0, False
+    while not truncated:
+        obs, reward, terminated, truncated, info = env.step([actions[ticks]])
+        expected = direct.step([actions[ticks]])
+        ticks += 1
+        np.testing.assert_array_equal(obs, expected[0])
+        assert (reward, terminated, truncated, info["z"]) == (expected[1], expected[2], expected[3], expected[4]["z"])
+        assert not terminated and obs[0] == pytest.approx(info["reference"] - info["measured"], abs=1e-6)
+        references.append(info["reference"])
+    assert ticks == 50
+    assert max(references) - min(references) > 0.01 and abs(info["z"] - start) > 1e-3  # a sine; the blimp moved
 
 
 def test_bad_input_is_rejected_with_the_name() -> None:

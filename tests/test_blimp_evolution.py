@@ -4,7 +4,6 @@ closed-loop comparison and the RL baseline path run end to end; bad input fails 
 from __future__ import annotations
 
 import csv
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +46,12 @@ def test_short_evolution_lowers_the_imitation_loss(evolved: Path) -> None:
 
 
 def test_resume_continues_the_same_search(evolved: Path) -> None:
-    state = EvolutionRun(evolved).load_checkpoint()
-    assert state["generation"] == 40 and state["es"].countiter == 40
+    run = EvolutionRun(evolved)
+    state = run.load_checkpoint()
+    assert state.generation == 40 and state.losses.shape == (40, 16)
+    from agents.blimp.evolution import restore_strategy
+
+    assert restore_strategy(run.load_config(), state).countiter == 40
 
 
 def test_crashed_run_resumes_from_its_last_checkpoint(evolved: Path, tmp_path: Path) -> None:
@@ -56,10 +59,17 @@ def test_crashed_run_resumes_from_its_last_checkpoint(evolved: Path, tmp_path: P
 
     copy = tmp_path / "copy"
     shutil.copytree(evolved, copy)
-    state = EvolutionRun(copy).load_checkpoint()
-    state["generation"] = 30  # as if the process died after writing rows up to 40 but checkpointing at 30
-    state["es"].countiter = 30
-    (copy / "checkpoint.pkl").write_bytes(pickle.dumps(state))
+    run = EvolutionRun(copy)
+    state = run.load_checkpoint()
+    # as if the process died after writing rows up to 40 but checkpointing at 30
+    state.generation, state.losses = 30, state.losses[:30]
+    from agents.blimp.evolution import _new_strategy
+
+    es = _new_strategy(run.load_config(), state.x0)
+    for losses in state.losses:  # pycma's mean at generation 30
+        es.tell(es.ask(), losses.tolist())
+    state.mean = np.asarray(es.mean)
+    run.save_checkpoint(state)
     assert run_cli("evolve", "--resume", copy, "--generations", 40, "--no-progress") == 0
     assert [int(r["generation"]) for r in progress(copy)] == [0, 10, 20, 30, 40]
 
@@ -111,10 +121,10 @@ def test_corrupt_checkpoint_and_unknown_profile_are_reported(evolved: Path, tmp_
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.yaml").write_text((evolved / "config.yaml").read_text())
-    (broken / "checkpoint.pkl").write_bytes(b"not a pickle")
+    (broken / "checkpoint.json").write_text("{not json")
     assert run_cli("evolve", "--resume", broken) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: checkpoint") and "checkpoint.pkl is corrupt" in err
+    assert err.startswith("error: checkpoint") and "checkpoint.json is corrupt" in err
     assert run_cli("eval-blimp", "--profiles", "stairs", "--out", tmp_path / "o") == 2
     assert "unknown reference profile 'stairs'; valid: paper-pd" in capsys.readouterr().err
 

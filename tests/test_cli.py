@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from cli_helpers import run_cli, tiny_td3_overrides
+from PIL import Image
 
 import train_agent
 from experiments.run_dir import RunDirectory
@@ -68,11 +71,15 @@ def test_corrupt_and_missing_checkpoints(finished_run: Path, tmp_path: Path, cap
 
     broken = tmp_path / "broken"
     shutil.copytree(finished_run, broken)
+    (broken / "policy" / "policy.pt").write_bytes(b"not torch")
+    assert run_cli("eval", broken) == 2
+    assert f"{broken / 'policy' / 'policy.pt'} is corrupt or was modified" in capsys.readouterr().err
+    shutil.rmtree(broken / "policy")  # without the package, eval reads SB3's model.zip
     (broken / "model.zip").write_bytes(b"not a zip")
     assert run_cli("eval", broken) == 2
-    assert f"model file {broken / 'model.zip'} is corrupt" in capsys.readouterr().err
-    latest = RunDirectory(broken).latest_checkpoint()
-    (latest.path / "state.json").write_text("{")
+    assert f"{broken / 'model.zip'} changed after it was written" in capsys.readouterr().err
+    for name in RunDirectory(broken).checkpoint_names():
+        (broken / "checkpoints" / name / "state.json").write_text("{")
     assert run_cli("train", "--resume", broken) == 2
     assert "state.json is missing or corrupt" in capsys.readouterr().err
     assert run_cli("eval", tmp_path / "nowhere") == 2
@@ -133,7 +140,14 @@ def test_eval_video_through_offscreen_rendering(finished_run: Path, tmp_path: Pa
     """Headless machines render through EGL (train_agent sets MUJOCO_GL=egl when there is no display)."""
     gif = tmp_path / "episode.gif"
     assert run_cli("eval", finished_run, "--episodes", 1, "--video", gif) == 0
-    assert gif.stat().st_size > 1000 and "video:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    frames = int(re.search(r"video: .* \((\d+) frames\)", out).group(1))
+    with Image.open(gif) as image:  # an animated GIF of the rendered episode (every second frame), not a blank
+        assert image.format == "GIF" and image.n_frames == frames >= 2 and min(image.size) >= 64
+        first = np.asarray(image.convert("RGB"))
+        image.seek(image.n_frames - 1)
+        last = np.asarray(image.convert("RGB"))
+    assert first.std() > 1.0 and not np.array_equal(first, last)
 
 
 def test_ctrl_c_exits_130_with_a_resume_hint(monkeypatch, capsys):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 import train_agent
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"
 RETURN_BAR = 900.0  # the maximum episode return is 1000
 
 
+@pytest.mark.slow
 def test_ilcsan_td3_learns_inverted_pendulum(tmp_path: Path) -> None:
     run = tmp_path / "quickstart"
     code = train_agent.main(

@@ -115,7 +115,7 @@ def test_lif_configurable_decays_and_threshold(lif_path):
     assert spikes.flatten().tolist() == [0.0, 1.0, 1.0, 1.0]
     torch.testing.assert_close(membrane.flatten(), torch.tensor([0.3, 0.675, 0.525, 0.5625], dtype=torch.float64))
     # no memory: s_t = [I_t > 0.25]; I = 0.25 is exactly at threshold -> 0
-    layer = CurrentLIF(current_decay=0.0, voltage_decay=0.0, threshold=0.25)
+    layer = CurrentLIF(LIFParameters(current_decay=0.0, voltage_decay=0.0, threshold=0.25))
     assert layer(column([0.2, 0.3, 0.25, 0.1, 1.0])).flatten().tolist() == [0.0, 1.0, 0.0, 0.0, 1.0]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from cli_helpers import tiny_td3_overrides
+from cli_helpers import TINY_ACTOR, tiny_td3_overrides
 from stable_baselines3.common.buffers import ReplayBuffer
 
 import train_agent
@@ -21,7 +21,6 @@ from experiments.config import ConfigError, config_from_dict
 from neurons.lif import LIFParameters
 from neurons.noise import ColouredNoiseTable
 from neurons.noisy import NoisyCurrentLIF, NoisyNonSpikingReadout
-from tests.conftest import TINY_ACTOR
 
 SMALL_NOISE = {"noise_table_size": 2**16, "noise_horizon": 200}
 
@@ -140,7 +139,7 @@ def test_noise_off_equals_ilcsan_with_same_weights() -> None:
 def test_noise_layout_and_effect() -> None:
     torch.manual_seed(1)
     actor = build_actor(17, 6, {"name": "noisysan"})
-    assert actor.noise_width == 2 * (256 + 256 + 60) + 6 == 1150  # spec §4.3, HalfCheetah
+    assert actor.noise_width == 2 * (256 + 256 + 60) + 6 == 1150  # 2 per spiking neuron + 1 per readout, HalfCheetah
     assert actor.noisy_neurons[0].sigma == pytest.approx(0.5 / 16)
     torch.testing.assert_close(actor.readout_noise_scale.detach(), torch.full((6,), 0.5 / np.sqrt(6)))
     obs = torch.randn(4, 17)

@@ -72,6 +72,7 @@ def test_eval_loads_rllib_checkpoint(ppo_run: Path, capsys) -> None:
     assert set(result["firing_rates"]) == {"encoder", "hidden1", "hidden2", "output"}
 
 
+@pytest.mark.slow
 def test_sac_trains_spiking_actor_and_restores(tmp_path: Path) -> None:
     """ILC-SAN + RLlib SAC: gradient updates move the actor network; the checkpoint restores it exactly."""
     from agents.rllib.policy import RLlibPolicy

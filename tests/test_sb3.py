@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TINY_ACTOR
+from cli_helpers import TINY_ACTOR
 
 from agents.sb3 import ALGORITHMS, POLICIES, TD3
 from agents.sb3.td3 import ILCSANPolicy, NetworkTD3Actor
@@ -65,7 +65,7 @@ def test_sb3_style_usage_and_target_actor() -> None:
     assert isinstance(model.actor_target, NetworkTD3Actor)
     assert model.actor_target is not model.actor
     assert not model.actor_target.training
-    assert model.actor.network.event_driven and not model.actor_target.network.event_driven  # polyak uses .data
+    assert model.actor.network.event_driven and model.actor_target.network.event_driven  # reads polyak writes
     network = model.actor_network
     assert type(network).__name__ == "ILCSAN"
     model.learn(100)

@@ -1,5 +1,5 @@
 """Traffic-signal control: scenarios, SUMO conversion and simulation (real libsumo), baselines, MTLight targets,
-learning, CLI. CityFlow tests run only where ``import cityflow`` works."""
+learning, CLI. Inputs, CityFlow and the pressure baselines: ``test_traffic_inputs.py``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from envs.traffic import (
     grid_scenario,
     load_scenario,
 )
-from envs.traffic.cityflow_backend import cityflow_available
 from envs.traffic.datasets import DATASETS, dataset_files, sha256_of
 from envs.traffic.env import CrossingTracker
 from envs.traffic.sumo_backend import SumoEngine
@@ -274,14 +273,3 @@ def test_sumo_home_is_set_from_the_installed_package():
     import sumo
 
     assert sumo_home() == Path(sumo.SUMO_HOME) or os.environ["SUMO_HOME"] == str(sumo_home())
-
-
-# ---- CityFlow (optional) --------------------------------------------------------------------------------------------
-@pytest.mark.skipif(not cityflow_available(), reason="cityflow is not importable (install it from its upstream repo)")
-def test_cityflow_backend_matches_its_native_travel_time(cache):
-    env = make_env(cache, horizon=600, backend="cityflow", **CONGESTED)
-    run_episode(env, MaxPressureController(env), seed=0, learn=False)
-    native = env.engine.engine.get_average_travel_time()
-    assert env.metrics()["average_travel_time"] == pytest.approx(native, rel=0.02)
-    fixed = run_episode(env, FixedTimeController(env), seed=0, learn=False)
-    assert env.metrics()["throughput"] > 0 and fixed["average_travel_time"] > 0

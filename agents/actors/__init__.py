@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agents.actors.base import ActorNetwork
 from agents.actors.config import ACTOR_NAMES, ActorConfig
-from agents.actors.mlp import MLPActor
+from agents.actors.mlp import MLPActor, mlp
 from agents.actors.noisysan import NoisySAN
 from agents.actors.spiking import ILCSAN, PopSAN, SpikingActor
 
@@ -31,4 +31,5 @@ __all__ = [
     "PopSAN",
     "SpikingActor",
     "build_actor",
+    "mlp",
 ]

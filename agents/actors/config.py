@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from neurons.encoders import SPIKE_MODES
 from neurons.intra_layer import CONNECTION_MODES
+from neurons.lif import LIFParameters
 from neurons.readout import DECODE_MODES
 
 ACTOR_NAMES = ("mlp", "popsan", "ilcsan", "noisysan")
@@ -14,11 +15,11 @@ ACTOR_NAMES = ("mlp", "popsan", "ilcsan", "noisysan")
 
 @dataclass
 class ActorConfig:
-    """Actor network hyperparameters. Defaults are the papers' (spec §1.1, §3.1).
+    """Actor network hyperparameters. Defaults are the papers' (docs/methods.md, Backbone and ILC-SAN).
 
     ``mlp`` uses only ``name`` and ``hidden_sizes``; the spiking fields apply to ``popsan``, ``ilcsan`` and
     ``noisysan``; ``connections``, ``readout`` and ``readout_decay`` apply to ``ilcsan`` and ``noisysan``;
-    ``noise_scale`` (``sigma_init``, spec §4.1) applies to ``noisysan``.
+    ``noise_scale`` (``sigma_init``, docs/methods.md, NoisySAN) applies to ``noisysan``.
     """
 
     name: str = "ilcsan"
@@ -29,10 +30,11 @@ class ActorConfig:
     encoder: str = "deterministic"  # spike generation: deterministic | bernoulli
     encoder_mean_range: list[float] = field(default_factory=lambda: [-3.0, 3.0])
     encoder_std: float = math.sqrt(0.15)
-    current_decay: float = 0.5
-    voltage_decay: float = 0.75
-    threshold: float = 0.5
-    surrogate_width: float = 0.5
+    # CUBA-LIF constants of every spiking layer (defaults: neurons.lif.LIFParameters)
+    current_decay: float = LIFParameters.current_decay
+    voltage_decay: float = LIFParameters.voltage_decay
+    threshold: float = LIFParameters.threshold
+    surrogate_width: float = LIFParameters.surrogate_width
     connections: str = "full"  # intra-layer connections: full | self | lateral | bias | none
     readout: str = "last"  # non-spiking readout decode: last | mean | max-abs
     readout_decay: float = 1.0
@@ -51,6 +53,10 @@ class ActorConfig:
         for key in ("timesteps", "encoder_pop", "decoder_pop"):
             if getattr(self, key) < 1:
                 raise ValueError(f"actor.{key} must be >= 1, got {getattr(self, key)}")
+        try:
+            _ = self.lif_parameters  # validates the neuron constants
+        except ValueError as err:
+            raise ValueError(f"actor.{err}") from None
         if self.noise_scale < 0:
             raise ValueError(f"actor.noise_scale must be >= 0, got {self.noise_scale}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
@@ -59,6 +65,11 @@ class ActorConfig:
             raise ValueError(
                 f"actor.encoder_mean_range must be [low, high] with low < high, got {self.encoder_mean_range}"
             )
+
+    @property
+    def lif_parameters(self) -> LIFParameters:
+        """The neuron constants of the spiking layers."""
+        return LIFParameters(self.current_decay, self.voltage_decay, self.threshold, self.surrogate_width)
 
     @property
     def spiking(self) -> bool:

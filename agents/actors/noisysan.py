@@ -1,4 +1,4 @@
-"""NoisySAN (Chen et al., arXiv 2403.04162): ILC-SAN with time-correlated noise in its neurons (spec §4.1).
+"""NoisySAN (Chen et al., arXiv 2403.04162): ILC-SAN with time-correlated noise in its neurons (docs/methods.md).
 
 Every spiking layer (hidden layers and output populations) gets charging and transmission noise of fixed
 scale ``noise_scale / sqrt(width)``; the non-spiking readout gets noise of learnable scale ``sigma_a``
@@ -26,17 +26,8 @@ class NoisySAN(ILCSAN):
 
     def __init__(self, obs_dim: int, act_dim: int, config: ActorConfig) -> None:
         super().__init__(obs_dim, act_dim, config)
-        p = self.neurons.params
         self.noisy_neurons = nn.ModuleList(
-            NoisyCurrentLIF(
-                width,
-                config.noise_scale,
-                current_decay=p.current_decay,
-                voltage_decay=p.voltage_decay,
-                threshold=p.threshold,
-                surrogate_width=p.surrogate_width,
-            )
-            for width in self.layer_widths[1:]
+            NoisyCurrentLIF(width, config.noise_scale, self.neurons.params) for width in self.layer_widths[1:]
         )
         self.readout = NoisyNonSpikingReadout(act_dim, config.noise_scale, config.readout_decay, config.readout)
 
@@ -74,4 +65,4 @@ class NoisySAN(ILCSAN):
     ) -> torch.Tensor:
         if noise is None:  # the noise-free actor: exactly ILC-SAN's layer
             return super().fire(index, current, bias, blocks, None)
-        return self.noisy_neurons[index](current + bias, blocks, noise)
+        return self.noisy_neurons[index](current, blocks, noise, bias)

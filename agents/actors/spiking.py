@@ -1,7 +1,7 @@
 """Population-coded spiking actors: PopSAN (rate decoder) and ILC-SAN (intra-layer connections +
 non-spiking readout).
 
-Shared backbone (spec §1), for ``T`` SNN steps per environment step::
+Shared backbone (docs/methods.md, Backbone), for ``T`` SNN steps per environment step::
 
     obs [B, N] --PopulationEncoder--> spikes [T, B, N*P_e]
       --Linear+CurrentLIF--> ... hidden layers ... --Linear+CurrentLIF--> output populations [T, B, M*P_d]
@@ -17,10 +17,12 @@ populations).
 Inference at small batch (no autograd, CPU, float32, deterministic encoder, ``B <= EVENT_DRIVEN_MAX_BATCH``)
 takes the event-driven path of :mod:`neurons.event_kernels` instead: one compiled call per layer that adds
 only the weight rows of inputs that spiked. It computes the same equations; results can differ from the
-batched path only by floating-point summation order. The kernel's weight copies are refreshed whenever a
-parameter's version counter changes (optimizer steps, ``load_state_dict``); writes through ``.data`` (SB3's
-polyak update of target networks) are invisible to it, so networks updated that way set
-``event_driven = False``.
+batched path only by floating-point summation order. The kernel reads the parameters in place, through
+NumPy views of their memory (the ``Linear`` weights are stored input-major, so ``W^T`` is a contiguous
+view), and applies the intra-layer masks itself: it sees every write to the weights, however it is made
+(optimizer steps, ``load_state_dict``, ``.data`` writes, SB3's ``polyak_update``, in-place edits under
+``torch.no_grad()``). The views are rebuilt when a parameter is replaced or its storage moves
+(``.data = ...``, ``.to()``); a weight assigned in row-major layout is copied on every call instead.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from neurons import (
     PopulationEncoder,
     event_kernels,
 )
-from neurons.encoders import ENCODER_THRESHOLD
-from neurons.synapses import spike_linear
+from neurons.encoders import ENCODER_THRESHOLD_F32
+from neurons.readout import DECODE_CODES
+from neurons.synapses import input_major, spike_linear
 
 EVENT_DRIVEN_MAX_BATCH = 24  # `make bench`, HalfCheetah shapes: kernel 4.1x faster at B = 4, 1.1x at 24, 0.9x at 32
 _NO_BLOCKS = np.zeros((0, 1, 1), np.float32)
@@ -59,15 +62,14 @@ class SpikingActor(ActorNetwork):
         low, high = config.encoder_mean_range
         self.encoder = PopulationEncoder(obs_dim, config.encoder_pop, (low, high), config.encoder_std, config.encoder)
         sizes = [self.encoder.num_neurons, *config.hidden_sizes, act_dim * config.decoder_pop]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.neurons = CurrentLIF(config.current_decay, config.voltage_decay, config.threshold, config.surrogate_width)
+        self.layers = nn.ModuleList(input_major(nn.Linear(a, b)) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.neurons = CurrentLIF(config.lif_parameters)
         self.intra = IntraLayerConnections(act_dim, config.decoder_pop, connections) if connections != "none" else None
         self.layer_names = ["encoder", *[f"hidden{i + 1}" for i in range(len(config.hidden_sizes))], "output"]
         self.layer_widths = tuple(sizes)
         self._last_spikes: list[torch.Tensor | np.ndarray] = []
         self.event_driven = True  # may take the event-driven inference path (see module docstring)
-        self._event_params: tuple[nn.Parameter, ...] = ()
-        self._event_weights: tuple[tuple, dict] = ((), {})
+        self._event_views: tuple[tuple, tuple] | None = None  # (storage key, kernel arguments), see _event_arrays
 
     def _bias_and_blocks(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Bias ``[F]`` and recurrent blocks ``[G, P, P]`` (or None) of layer ``index``; the output layer
@@ -101,46 +103,72 @@ class SpikingActor(ActorNetwork):
             raise ValueError(f"{type(self).__name__} has no noisy neurons")
         return self.neurons(current, blocks, bias)
 
-    def _event_arrays(self) -> dict:
-        """NumPy views for the event-driven kernel, rebuilt only when a parameter changed (version counter)."""
-        if not self._event_params:
-            self._event_params = tuple(self.parameters())
-        key = tuple((p._version, p.data_ptr()) for p in self._event_params)
-        if self._event_weights[0] != key:
-            weights, biases = [], []
-            for index, layer in enumerate(self.layers):
-                weights.append(layer.weight.detach().t().contiguous().numpy())
-                biases.append(self._bias_and_blocks(index)[0].detach().numpy().copy())
-            blocks = self._bias_and_blocks(len(self.layers) - 1)[1]
-            readout = self._readout_synapses()
-            params, f32 = self.neurons.params, np.float32
-            decay, decode = self._event_decode()
-            arrays = {
-                "encoder_threshold": f32(ENCODER_THRESHOLD),
-                "lif": (f32(params.current_decay), f32(params.voltage_decay), f32(params.threshold)),
-                "decay": f32(decay),
-                "decode": decode,
-                "mean": self.encoder.mean.detach().numpy(),
-                "std": self.encoder.std.detach().numpy(),
-                "weights_t": tuple(weights),
-                "biases": tuple(biases),
-                "blocks": blocks.detach().numpy().copy() if blocks is not None else _NO_BLOCKS,
-                "readout_weight": readout.weight.detach().numpy(),
-                "readout_bias": readout.bias.detach().numpy(),
-            }
-            self._event_weights = (key, arrays)
-        return self._event_weights[1]
+    def _event_slots(self) -> list[tuple[dict, str]]:
+        """``(module._parameters or module._buffers, name)`` of every tensor the event kernel reads, in its
+        argument order: the weights, the biases, the encoder, the readout, the intra-layer weights and masks.
+        Looking tensors up through these dicts sees replaced parameters at a fraction of ``getattr``'s cost."""
+        slots = [(layer._parameters, "weight") for layer in self.layers]
+        slots += [(layer._parameters, "bias") for layer in self.layers]
+        readout = self._readout_synapses()
+        slots += [(self.encoder._parameters, "mean"), (self.encoder._parameters, "std")]
+        slots += [(readout._parameters, "weight"), (readout._parameters, "bias")]
+        if self.intra is not None:
+            intra = self.intra
+            slots += [(intra._parameters, "bias"), (intra._buffers, "bias_mask")]
+            if intra.has_weights:
+                slots += [(intra._parameters, "weight"), (intra._buffers, "weight_mask")]
+        return slots
+
+    def _event_arrays(self) -> tuple:
+        """Arguments of :func:`event_kernels.spiking_actor_forward` up to the readout decay: NumPy views that
+        share memory with the parameters, so no write can make them stale. They are rebuilt only when a tensor
+        was replaced or moved (its data pointer changed); a tensor that cannot be viewed in the kernel's layout
+        is copied, and then on every call."""
+        if self._event_views is None:
+            self._event_views = ((), (), self._event_slots())
+        key, arguments, slots = self._event_views
+        tensors = [table[name] for table, name in slots]
+        pointers = tuple(t.data_ptr() for t in tensors)
+        if pointers == key:
+            return arguments
+        live = True
+
+        def view(tensor: torch.Tensor) -> np.ndarray:
+            nonlocal live
+            array = tensor.detach().numpy()
+            if not array.flags.c_contiguous:
+                live = False
+                array = np.ascontiguousarray(array)
+            return array
+
+        layers = len(self.layers)
+        weights_t = tuple(view(w.t()) for w in tensors[:layers])
+        biases = tuple(view(b) for b in tensors[layers : 2 * layers])
+        mean, std, readout_weight, readout_bias = (view(t) for t in tensors[2 * layers : 2 * layers + 4])
+        intra = [view(t) for t in tensors[2 * layers + 4 :]]
+        if len(intra) < 2:  # no intra-layer bias
+            intra[:0] = [np.zeros_like(biases[-1])] * 2
+        if len(intra) < 4:  # no recurrent blocks
+            intra += [_NO_BLOCKS, _NO_BLOCKS]
+        arguments = (mean, std, weights_t, biases, *intra, readout_weight, readout_bias)
+        self._event_views = (pointers if live else (), arguments, slots)
+        return arguments
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        return {**state, "_event_views": None}  # views into this process's memory: rebuilt on first use
 
     def _forward_event_driven(self, obs: torch.Tensor) -> torch.Tensor:
         """Pre-activations ``[B, M]`` from the compiled event-driven kernel (inference only)."""
-        arrays = self._event_arrays()
+        mean, std, weights_t, biases, *intra, readout_weight, readout_bias = self._event_arrays()
+        decay, decode = self._event_decode()
         steps, batch = self.timesteps, obs.shape[0]
         records = tuple(np.empty((steps, batch, width), np.float32) for width in self.layer_widths)
         actions = np.empty((batch, self.act_dim), np.float32)
         event_kernels.spiking_actor_forward(
-            obs.numpy(), arrays["mean"], arrays["std"], arrays["encoder_threshold"], arrays["weights_t"],
-            arrays["biases"], arrays["blocks"], *arrays["lif"], arrays["readout_weight"], arrays["readout_bias"],
-            arrays["decay"], arrays["decode"], records, actions,
+            obs.numpy(), mean, std, ENCODER_THRESHOLD_F32, weights_t, biases, *intra,
+            *self.neurons.params.kernel_constants(np.float32), readout_weight, readout_bias, np.float32(decay),
+            DECODE_CODES[decode], records, actions,
         )  # fmt: skip
         self._last_spikes = list(records)  # NumPy arrays; activity() reads either kind
         return torch.from_numpy(actions)
@@ -170,8 +198,8 @@ class SpikingActor(ActorNetwork):
         """The synapses from the output populations to the per-action readout."""
 
     @abc.abstractmethod
-    def _event_decode(self) -> tuple[float, int]:
-        """``(readout decay, decode code)`` for :func:`event_kernels.spiking_actor_forward`."""
+    def _event_decode(self) -> tuple[float, str]:
+        """``(readout decay, decode mode)`` for :func:`event_kernels.spiking_actor_forward`."""
 
     def activity(self) -> ActivityReport:
         if not self._last_spikes:
@@ -208,8 +236,8 @@ class PopSAN(SpikingActor):
     def _readout_synapses(self) -> GroupedLinear:
         return self.decoder
 
-    def _event_decode(self) -> tuple[float, int]:
-        return 1.0, event_kernels.DECODE_RATE
+    def _event_decode(self) -> tuple[float, str]:
+        return 1.0, "rate"
 
     def _decoder_macs(self) -> int:
         return self.act_dim * self.decoder_pop
@@ -230,8 +258,8 @@ class ILCSAN(SpikingActor):
     def _readout_synapses(self) -> GroupedLinear:
         return self.readout_synapses
 
-    def _event_decode(self) -> tuple[float, int]:
-        return self.readout.decay, event_kernels.DECODE_CODES[self.readout.mode]
+    def _event_decode(self) -> tuple[float, str]:
+        return self.readout.decay, self.readout.mode
 
     def _readout_fan_out(self) -> int:
         return 1

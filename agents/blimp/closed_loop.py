@@ -1,12 +1,16 @@
-"""Closed-loop fitness for the evolved blimp SNN (design reference §7, "evolved SNN, closed loop" arm).
+"""Closed-loop fitness for the evolved blimp SNN (docs/blimp.md, "Closed-loop fitness").
 
 Instead of imitating recorded PD / I commands open loop, every individual flies the MuJoCo blimp: the evolving
 network (plus an optional fixed partner network, e.g. the evolved SNN-PD when the I net evolves) commands the
 thruster from the measured error, and the loss is what the closed-loop comparison reports::
 
-    loss = MAE(h_ref, h) over the flight + w * mean over holds of MAE(h_ref, h) in the hold's last 10 s   (m)
+    loss = MAE(h_ref, h) over the flight + w_s * mean over holds of MAE(h_ref, h) in the hold's last 10 s
+           + w_o * mean over steps of the overshoot + w_f * servo flips per minute                            (m)
 
-The second term is the paper's steady-state error, weighted by ``w`` (``fitness.steady_state_weight``). Flights
+The second term is the paper's steady-state error, weighted by ``w_s`` (``fitness.steady_state_weight``); the
+overshoot (``fitness.overshoot_weight``, the largest excursion past the new set-point in the step's direction) and
+the servo flips (``fitness.flip_weight``, a flip being a sign change of the thrust direction) penalise the ringing
+that MAE + steady-state error alone tolerate. Flights
 follow the I-training protocol (50 s set-points with the net weight ΔW ~ U(-r, r) N redrawn per set-point,
 ``data.net_weight``), so the buoyancy offsets an integral term must remove are in every flight. Scenario ``k`` is
 the same flight (plan, sensor noise) for every individual; the test flight is a longer held-out scenario. One env
@@ -28,19 +32,42 @@ TEST_SEED_OFFSET = 1_000_003
 
 
 def flight_loss(
-    z: np.ndarray, reference: np.ndarray, holds: list[tuple[int, int]], window: int, steady_weight: float = 1.0
+    z: np.ndarray,
+    reference: np.ndarray,
+    holds: list[tuple[int, int]],
+    window: int,
+    steady_weight: float = 1.0,
+    overshoot_weight: float = 0.0,
+    flips_per_minute: np.ndarray | None = None,
+    flip_weight: float = 0.0,
 ) -> np.ndarray:
-    """Tracking MAE plus ``steady_weight`` x the mean steady-state error (m) per individual.
+    """Tracking MAE + ``steady_weight`` x mean steady-state error + ``overshoot_weight`` x mean overshoot per step
+    (m) + ``flip_weight`` x ``flips_per_minute``, per individual ``[P]``.
 
     Args:
         z: true altitudes ``[T, P]``, m.
         reference: set-points ``[T]``, m.
         holds: ``(start, end)`` tick ranges of the constant set-points.
         window: ticks at the end of each hold that count as steady state.
+        flips_per_minute: servo flips per minute of flight ``[P]`` (needed when ``flip_weight > 0``).
     """
     error = np.abs(reference[:, None] - z)
     steady = [error[max(start, end - window) : end].mean(0) for start, end in holds if end > start]
-    return error.mean(0) + steady_weight * (np.mean(steady, axis=0) if steady else 0.0)
+    loss = error.mean(0) + steady_weight * (np.mean(steady, axis=0) if steady else 0.0)
+    if overshoot_weight:
+        overshoots = []
+        for (previous, _), (start, end) in zip(holds[:-1], holds[1:]):
+            delta = reference[start] - reference[previous]
+            if end > start and delta != 0:
+                excursion = np.sign(delta) * (z[start:end] - reference[start])
+                overshoots.append(np.maximum(excursion.max(0), 0.0))
+        if overshoots:
+            loss = loss + overshoot_weight * np.mean(overshoots, axis=0)
+    if flip_weight:
+        if flips_per_minute is None:
+            raise ValueError("flip_weight > 0 needs flips_per_minute")
+        loss = loss + flip_weight * np.asarray(flips_per_minute, dtype=np.float64)
+    return loss
 
 
 class ClosedLoopEvaluator:
@@ -54,7 +81,7 @@ class ClosedLoopEvaluator:
         test_s: length of the test flight, s.
         seed: scenario seed.
         net_weight: half-range of the per-set-point net weight ΔW, N.
-        steady_weight: weight of the steady-state error in the loss.
+        steady_weight, overshoot_weight, flip_weight: weights of the loss terms (:func:`flight_loss`).
     """
 
     def __init__(
@@ -66,11 +93,14 @@ class ClosedLoopEvaluator:
         seed: int,
         net_weight: float,
         steady_weight: float = 1.0,
+        overshoot_weight: float = 0.0,
+        flip_weight: float = 0.0,
     ) -> None:
         self.arch = architecture
         self.partner = partner
         self.flight_s, self.test_s = flight_s, test_s
         self.seed, self.net_weight, self.steady_weight = seed, net_weight, steady_weight
+        self.overshoot_weight, self.flip_weight = overshoot_weight, flip_weight
         self.envs: list[BlimpAltitudeEnv] = []
 
     def _env(self, index: int) -> BlimpAltitudeEnv:
@@ -105,6 +135,9 @@ class ClosedLoopEvaluator:
                 observations[i] = observation[0]
                 z[t, i] = info["z"]
         window_ticks = round(STEADY_WINDOW_S / envs[0].params.control_dt)
-        losses = flight_loss(z, plan.reference, list(plan.holds), window_ticks, self.steady_weight)
+        minutes = ticks * envs[0].params.control_dt / 60.0
+        flips = np.array([env.thruster.flips for env in envs], dtype=np.float64) / minutes
+        losses = flight_loss(z, plan.reference, list(plan.holds), window_ticks, self.steady_weight,
+                             self.overshoot_weight, flips, self.flip_weight)  # fmt: skip
         rates = network.firing_rates()
         return losses, rates["encoding"].numpy(), rates["hidden"].numpy()

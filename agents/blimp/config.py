@@ -2,11 +2,15 @@
 
 A config has four sections, each optional::
 
-    network:   {hidden: 40, variant: lif, readout_decay_max: 1.0}
+    network:   {hidden: 40, variant: lif, readout_decay_max: 1.0, genome: full}
     data:      {target: pd, train_windows: 100, window_s: 80, test_s: 500, seed: 0, kp: 9, ki: 0.75, kd: 14,
                net_weight: 0.07}
     evolution: {generations: 2000, popsize: 50, sigma0: 0.1, seed: 0, diagonal: false, test_every: 25, ...}
-    fitness:   {kind: imitation, partner: null, init: null, steady_state_weight: 1.0}
+    fitness:   {kind: imitation, partner: null, init: null, steady_state_weight: 1.0, overshoot_weight: 0.0,
+               flip_weight: 0.0}
+
+``network.genome: structured`` searches the per-pair genome of :mod:`agents.blimp.structured` (balanced 2×2 blocks,
+9 K + 1 genes) instead of every parameter of the network; ``best.npz`` keeps the expanded full genome either way.
 
 ``fitness.init`` starts CMA-ES from another run's best genome (a run directory) or, with ``integrator``, from the
 hand-set integrating network of :mod:`agents.blimp.integrator` with gain ``data.ki``.
@@ -27,6 +31,7 @@ from typing import Any
 from agents.blimp.datasets import TARGETS
 from agents.blimp.pid import PIDGains
 from agents.blimp.snn import HIDDEN_VARIANTS, SNNArchitecture
+from agents.blimp.structured import GENOME_KINDS, FullGenome, StructuredGenome, genome_map
 from envs.blimp.profiles import I_TRAINING_NET_WEIGHT
 from experiments.config import ConfigError, build_config, read_config_data
 
@@ -36,14 +41,21 @@ class NetworkConfig:
     hidden: int = 40
     variant: str = "lif"
     readout_decay_max: float = 1.0
+    genome: str = "full"  # "structured": per-pair genes with balanced 2x2 blocks (agents/blimp/structured.py)
 
     def __post_init__(self) -> None:
         if self.variant not in HIDDEN_VARIANTS:
             raise ConfigError(f"network.variant: unknown {self.variant!r}; valid: {', '.join(HIDDEN_VARIANTS)}")
+        if self.genome not in GENOME_KINDS:
+            raise ConfigError(f"network.genome: unknown {self.genome!r}; valid: {', '.join(GENOME_KINDS)}")
         self.architecture()  # validates the rest
 
     def architecture(self) -> SNNArchitecture:
         return SNNArchitecture(self.hidden, self.variant, self.readout_decay_max)
+
+    def search_space(self) -> FullGenome | StructuredGenome:
+        """The genome CMA-ES searches (expands to the architecture's full genome)."""
+        return genome_map(self.genome, self.architecture())
 
 
 MAX_NET_WEIGHT = 0.2  # N: beyond this the blimp cannot hover (max thrust) and the I flights land or hit the ceiling
@@ -115,14 +127,19 @@ class FitnessConfig:
     partner: str | None = None  # closed-loop: evolution run whose best network's command is added (e.g. the SNN-PD)
     init: str | None = None  # a run directory (its best genome) or "integrator" instead of the activity-preserving init
     steady_state_weight: float = 1.0  # closed-loop: loss = tracking MAE + this x steady-state error
+    overshoot_weight: float = 0.0  # closed-loop: + this x mean overshoot per step (m)
+    flip_weight: float = 0.0  # closed-loop: + this x servo flips per minute of flight
 
     def __post_init__(self) -> None:
         if self.kind not in FITNESS_KINDS:
             raise ConfigError(f"fitness.kind: unknown {self.kind!r}; valid: {', '.join(FITNESS_KINDS)}")
         if self.partner is not None and self.kind != "closed-loop":
             raise ConfigError("fitness.partner only applies to fitness.kind: closed-loop")
-        if self.steady_state_weight < 0:
-            raise ConfigError(f"fitness.steady_state_weight must be >= 0, got {self.steady_state_weight}")
+        for key in ("steady_state_weight", "overshoot_weight", "flip_weight"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"fitness.{key} must be >= 0, got {getattr(self, key)}")
+        if (self.overshoot_weight or self.flip_weight) and self.kind != "closed-loop":
+            raise ConfigError("fitness.overshoot_weight and flip_weight only apply to fitness.kind: closed-loop")
 
 
 @dataclass

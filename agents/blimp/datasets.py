@@ -1,4 +1,4 @@
-"""Imitation datasets for the evolved SNN, flown in the MuJoCo blimp environment (design reference §3.3, §5.6).
+"""Imitation datasets for the evolved SNN, flown in the MuJoCo blimp environment (docs/blimp.md, Evolution).
 
 * ``pd``: the neutrally buoyant blimp flown by PD controllers with random gains (Kp ~ U(5, 12), Kd ~ U(5, 18)) over
   random steps (first change 3 s into each window); target = PD(Kp, Kd) of the recorded error with the authors'

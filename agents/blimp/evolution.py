@@ -1,4 +1,4 @@
-"""CMA-ES evolution of a blimp SNN controller by open-loop imitation (design reference §3.4), resumable.
+"""CMA-ES evolution of a blimp SNN controller by open-loop imitation (docs/blimp.md, Evolution), resumable.
 
 pycma (the reference CMA-ES) runs ask/tell on genomes normalised to [0, 1] with its bound handling and σ0 = 0.1
 (= range / 10, as the paper). Each generation draws one training window; the whole population is evaluated in one
@@ -12,8 +12,16 @@ Run directory::
     RUN_DIR/data.npz                      the imitation dataset (flown once, reused on resume)
     RUN_DIR/progress.csv                  one row per test evaluation
     RUN_DIR/tensorboard/                  train/test loss, σ, firing rates
-    RUN_DIR/checkpoint.pkl                CMA-ES state + RNG + best, written atomically
-    RUN_DIR/best.npz                      best-on-test genome (normalised) and its test loss
+    RUN_DIR/checkpoint.json, .npz         resume state (no pickle: loading it runs no code), written atomically
+    RUN_DIR/best.npz                      best-on-test genome (normalised, full) and its test loss
+
+``network.genome: structured`` searches the per-pair genome of :mod:`agents.blimp.structured`; the evaluators and
+``best.npz`` (``genome``) always see the expanded full genome, ``best.npz`` also keeps the search genes (``genes``).
+
+The checkpoint stores the pycma start (``x0``) and every generation's fitness values; resuming rebuilds the CMA-ES
+state by replaying ask/tell with those values (pycma seeds its own sampler, so the replayed samples are the original
+ones; no fitness is re-evaluated) and checks the replayed mean against the stored one. A resumed run therefore
+continues exactly the search an uninterrupted one would have made.
 """
 
 from __future__ import annotations
@@ -22,10 +30,8 @@ import csv
 import functools
 import json
 import os
-import pickle
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +47,7 @@ from agents.blimp.controllers import SNNController
 from agents.blimp.datasets import ImitationData, generate
 from agents.blimp.integrator import integrator_genome
 from agents.blimp.snn import SNNArchitecture, SNNPopulation, imitation_loss
+from agents.blimp.structured import StructuredGenome
 from envs.blimp.params import BlimpParameters
 from experiments.config import ConfigError
 from experiments.run_dir import CheckpointError, git_commit, package_versions, write_atomic
@@ -130,7 +137,7 @@ def make_evaluator(
         d = config.data
         make = functools.partial(
             ClosedLoopEvaluator, arch, partner, d.window_s, d.test_s, d.seed, d.net_weight,
-            config.fitness.steady_state_weight,
+            config.fitness.steady_state_weight, config.fitness.overshoot_weight, config.fitness.flip_weight,
         )  # fmt: skip
     else:
         make = functools.partial(PopulationEvaluator, arch, data)
@@ -139,33 +146,56 @@ def make_evaluator(
 
 
 def initial_genome(config: EvolveConfig, rng: np.random.Generator) -> np.ndarray:
-    """CMA-ES start ``[D]``: the activity-preserving initialisation (``fitness.init`` unset), the hand-set integrator
-    with gain ``data.ki`` (``fitness.init: integrator``), or another run's best genome (``fitness.init: RUN_DIR``)."""
-    arch = config.network.architecture()
+    """CMA-ES start in the search space ``[G]``: the activity-preserving initialisation (``fitness.init`` unset),
+    the hand-set integrator with gain ``data.ki`` (``fitness.init: integrator``, full genome only), or another run's
+    best genome (``fitness.init: RUN_DIR``; its search genes when ``network.genome: structured``)."""
+    arch, space = config.network.architecture(), config.network.search_space()
+    structured = isinstance(space, StructuredGenome)
     if config.fitness.init is None:
-        return arch.initial_genome(rng)
+        return space.initial_genome(rng)
     if config.fitness.init == INTEGRATOR_INIT:
+        if structured:
+            raise ConfigError("fitness.init: integrator needs network.genome: full")
         try:
             return integrator_genome(arch, config.data.ki * BlimpParameters().control_dt)
         except ValueError as err:
             raise ConfigError(f"fitness.init: integrator with data.ki = {config.data.ki}: {err}") from err
-    genome = EvolutionRun(config.fitness.init).load_best_genome()
-    if genome.shape != (arch.size,):
+    source = EvolutionRun(config.fitness.init)
+    genome = source.load_best_genes() if structured else source.load_best_genome()
+    if genome.shape != (space.size,):
+        what = "structured" if structured else f"{arch.variant} network with {arch.hidden} hidden neurons"
         raise ConfigError(
-            f"fitness.init: {config.fitness.init} holds a genome of {genome.size} genes, "
-            f"the {arch.variant} network with {arch.hidden} hidden neurons has {arch.size}"
+            f"fitness.init: {config.fitness.init} holds a genome of {genome.size} genes, the {what} has {space.size}"
         )
     return genome
 
 
-def write_atomic_bytes(path: Path, payload: bytes) -> None:
-    """Binary counterpart of :func:`experiments.run_dir.write_atomic`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class Checkpoint:
+    """Resume state of a run (``checkpoint.json`` + ``checkpoint.npz``).
+
+    Attributes:
+        generation: generations completed.
+        rng: state of the run's NumPy generator (``bit_generator.state``), which draws the training windows.
+        wall: seconds spent so far.
+        best_test_loss, best_generation, best_genome: the best-on-test search genome ``[G]`` so far.
+        x0: pycma's start ``[G]``.
+        losses: fitness values told to pycma, ``[generation, popsize]``.
+        mean: pycma's mean ``[G]`` after the last generation (checks the replay).
+    """
+
+    generation: int
+    rng: dict[str, Any]
+    wall: float
+    best_test_loss: float
+    best_generation: int
+    best_genome: np.ndarray
+    x0: np.ndarray
+    losses: np.ndarray
+    mean: np.ndarray
 
 
 @dataclass
@@ -185,7 +215,9 @@ class EvolutionRun:
     config_file = property(lambda self: self.path / "config.yaml")
     data_file = property(lambda self: self.path / "data.npz")
     progress_file = property(lambda self: self.path / "progress.csv")
-    checkpoint_file = property(lambda self: self.path / "checkpoint.pkl")
+    checkpoint_file = property(lambda self: self.path / "checkpoint.json")
+    checkpoint_arrays = property(lambda self: self.path / "checkpoint.npz")
+    legacy_checkpoint = property(lambda self: self.path / "checkpoint.pkl")
     best_file = property(lambda self: self.path / "best.npz")
     tensorboard_dir = property(lambda self: self.path / "tensorboard")
 
@@ -212,28 +244,69 @@ class EvolutionRun:
         except (yaml.YAMLError, ConfigError) as err:
             raise CheckpointError(f"{self.config_file}: unreadable evolution config: {err}") from err
 
-    def load_checkpoint(self) -> dict[str, Any]:
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Write the arrays, then the JSON that names the generation (the JSON is the commit point)."""
+        tmp = self.path / ".checkpoint.tmp.npz"
+        np.savez(tmp, best_genome=checkpoint.best_genome, x0=checkpoint.x0, losses=checkpoint.losses,
+                 mean=checkpoint.mean)  # fmt: skip
+        os.replace(tmp, self.checkpoint_arrays)
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "generation": checkpoint.generation,
+            "rng": checkpoint.rng,
+            "wall": checkpoint.wall,
+            "best_test_loss": checkpoint.best_test_loss if np.isfinite(checkpoint.best_test_loss) else None,
+            "best_generation": checkpoint.best_generation,
+        }
+        write_atomic(self.checkpoint_file, json.dumps(meta) + "\n")
+
+    def load_checkpoint(self) -> Checkpoint:
+        """The saved resume state; raises :class:`CheckpointError` naming a missing, corrupt or pickled file.
+
+        Nothing here unpickles: a ``checkpoint.pkl`` (older versions) is refused, and the arrays are read with
+        ``allow_pickle=False``."""
+        if not self.checkpoint_file.is_file():
+            if self.legacy_checkpoint.is_file():
+                raise CheckpointError(
+                    f"{self.legacy_checkpoint} is a pickle (loading it could run arbitrary code), so it is not loaded; "
+                    "start a new run"
+                )
+            raise CheckpointError(f"no checkpoint to resume from: {self.checkpoint_file} does not exist")
         try:
-            state = pickle.loads(self.checkpoint_file.read_bytes())
-            state["generation"] = int(state["generation"])
-            return state
-        except FileNotFoundError as err:
-            raise CheckpointError(f"no checkpoint to resume from: {self.checkpoint_file} does not exist") from err
-        except Exception as err:  # pickle raises many types on corrupt input
+            meta = json.loads(self.checkpoint_file.read_text())
+            if meta.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+            with np.load(self.checkpoint_arrays, allow_pickle=False) as arrays:
+                values = {name: np.asarray(arrays[name]) for name in ("best_genome", "x0", "losses", "mean")}
+            generation = int(meta["generation"])
+            if len(values["losses"]) != generation:
+                raise ValueError(f"{len(values['losses'])} generations of fitness values for generation {generation}")
+            best = meta["best_test_loss"]
+            return Checkpoint(generation, dict(meta["rng"]), float(meta["wall"]),
+                              np.inf if best is None else float(best), int(meta["best_generation"]),
+                              **values)  # fmt: skip
+        except Exception as err:  # JSON, zip and key errors of a damaged file
             raise CheckpointError(f"checkpoint {self.checkpoint_file} is corrupt: {type(err).__name__}: {err}") from err
 
-    def save_best(self, genome: np.ndarray, test_loss: float, generation: int) -> None:
+    def save_best(self, genome: np.ndarray, test_loss: float, generation: int, genes: np.ndarray) -> None:
+        """Keep ``genome`` (full, normalised ``[D]``) and its search ``genes`` ``[G]`` as the best on test."""
         tmp = self.path / ".best.tmp.npz"
-        np.savez(tmp, genome=genome, test_loss=test_loss, generation=generation)
+        np.savez(tmp, genome=genome, genes=genes, test_loss=test_loss, generation=generation)
         os.replace(tmp, self.best_file)
 
-    def load_best_genome(self) -> np.ndarray:
-        """The best-on-test normalised genome ``[D]`` (``best.npz``)."""
+    def load_best_genome(self, key: str = "genome") -> np.ndarray:
+        """The best-on-test normalised full genome ``[D]`` (``best.npz``)."""
         try:
-            with np.load(self.best_file) as best:
-                return best["genome"]
+            with np.load(self.best_file, allow_pickle=False) as best:
+                return best[key]
         except (OSError, KeyError, ValueError) as err:
             raise CheckpointError(f"{self.best_file} is missing or corrupt: {err}") from err
+
+    def load_best_genes(self) -> np.ndarray:
+        """The best-on-test search genes ``[G]`` (the full genome for runs that searched it)."""
+        with np.load(self.best_file, allow_pickle=False) as best:
+            has_genes = "genes" in best.files
+        return self.load_best_genome("genes" if has_genes else "genome")
 
     def load_controller(self) -> SNNController:
         """The best-on-test network of this run as a closed-loop controller."""
@@ -277,6 +350,7 @@ def _new_strategy(config: EvolveConfig, x0: np.ndarray):
         import cma
     except ImportError as err:
         raise ConfigError("evolution needs pycma: pip install 'spikerl[evo]'") from err
+    steps = config.network.search_space().steps()
     options = {
         "bounds": [0.0, 1.0],
         "popsize": config.evolution.popsize,
@@ -287,7 +361,24 @@ def _new_strategy(config: EvolveConfig, x0: np.ndarray):
         "verb_log": 0,
         "verb_disp": 0,
     }
+    if steps is not None:
+        options["CMA_stds"] = steps.tolist()
     return cma.CMAEvolutionStrategy(x0, config.evolution.sigma0, options)
+
+
+def restore_strategy(config: EvolveConfig, checkpoint: Checkpoint):
+    """pycma's state after ``checkpoint.generation`` generations, rebuilt by replaying ask/tell with the saved
+    fitness values; raises :class:`CheckpointError` if the replayed mean differs from the saved one."""
+    es = _new_strategy(config, checkpoint.x0)
+    for losses in checkpoint.losses:
+        es.tell(es.ask(), losses.tolist())
+    if checkpoint.generation and not np.array_equal(np.asarray(es.mean), checkpoint.mean):
+        raise CheckpointError(
+            "replaying the CMA-ES state from the checkpoint diverged from the saved mean "
+            f"(max difference {np.abs(np.asarray(es.mean) - checkpoint.mean).max():.3g}); was it written by another "
+            "pycma version?"
+        )
+    return es
 
 
 def evolve(
@@ -302,11 +393,13 @@ def evolve(
     torch.set_num_threads(evo.num_threads)
     windows = config.data.train_windows
     closed_loop = config.fitness.kind == "closed-loop"
+    space = config.network.search_space()
     partner = load_partner(config)
     data = None
     if resume:
         state = run.load_checkpoint()
-        run.trim_progress(state["generation"])
+        es = restore_strategy(config, state)
+        run.trim_progress(state.generation)
         if not closed_loop:
             data = ImitationData.load(run.data_file)
     else:
@@ -325,30 +418,40 @@ def evolve(
                 progress=evo.progress_bar,
             )
             data.save(run.data_file)
-        state = {"generation": 0, "es": _new_strategy(config, x0), "rng": rng.bit_generator.state, "wall": 0.0}
-        state.update(best_genome=x0, best_test_loss=np.inf, best_generation=0)
+        es = _new_strategy(config, x0)
+        state = Checkpoint(0, rng.bit_generator.state, 0.0, np.inf, 0, x0, x0, np.empty((0, evo.popsize)), x0)
     rng = np.random.default_rng()
-    rng.bit_generator.state = state["rng"]
-    es = state["es"]
+    rng.bit_generator.state = state.rng
+    told = list(state.losses)
     evaluator = make_evaluator(config, data, partner)
-    writer = SummaryWriter(str(run.tensorboard_dir), purge_step=state["generation"] + 1 if resume else None)
-    start_wall = time.perf_counter() - state["wall"]
+    writer = SummaryWriter(str(run.tensorboard_dir), purge_step=state.generation + 1 if resume else None)
+    start_wall = time.perf_counter() - state.wall
+
+    def evaluate(genes: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return evaluator.evaluate(space.expand(genes), window)
+
+    def checkpoint() -> None:
+        state.rng, state.wall = rng.bit_generator.state, time.perf_counter() - start_wall
+        state.losses = np.asarray(told, dtype=np.float64) if told else np.empty((0, evo.popsize))
+        state.mean = np.asarray(es.mean, dtype=np.float64)
+        run.save_checkpoint(state)
 
     def test_and_log(generation: int, candidates: dict[str, np.ndarray], train: dict[str, float]) -> None:
-        losses = {name: float(evaluator.evaluate(g[None, :], None)[0][0]) for name, g in candidates.items()}
+        losses = {name: float(evaluate(g[None, :], None)[0][0]) for name, g in candidates.items()}
         for name, loss in losses.items():
-            if loss < state["best_test_loss"]:
-                state.update(best_test_loss=loss, best_genome=candidates[name].copy(), best_generation=generation)
-                run.save_best(state["best_genome"], loss, generation)
+            if loss < state.best_test_loss:
+                state.best_test_loss, state.best_generation = loss, generation
+                state.best_genome = candidates[name].copy()
+                run.save_best(space.expand(state.best_genome)[0], loss, generation, state.best_genome)
         writer.add_scalar("test/loss_generation_best", losses["generation_best"], generation)
         writer.add_scalar("test/loss_cma_mean", losses["cma_mean"], generation)
-        writer.add_scalar("test/best_loss", state["best_test_loss"], generation)
+        writer.add_scalar("test/best_loss", state.best_test_loss, generation)
         row = {
             "generation": generation,
             **train,
             "test_loss_generation_best": losses["generation_best"],
             "test_loss_cma_mean": losses["cma_mean"],
-            "best_test_loss": state["best_test_loss"],
+            "best_test_loss": state.best_test_loss,
             "sigma": step_size(es),
             "wall_time_s": time.perf_counter() - start_wall,
         }
@@ -356,16 +459,15 @@ def evolve(
 
     if not resume:
         mean = np.asarray(es.result.xfavorite)
-        train_loss, rate_enc, rate_hid = evaluator.evaluate(mean[None, :], int(rng.integers(windows)))
+        train_loss, rate_enc, rate_hid = evaluate(mean[None, :], int(rng.integers(windows)))
         train = {"train_loss_best": float(train_loss[0]), "train_loss_mean": float(train_loss[0])}
         train.update(rate_encoding=float(rate_enc[0]), rate_hidden=float(rate_hid[0]))
         test_and_log(0, {"generation_best": mean, "cma_mean": mean}, train)
-        state.update(rng=rng.bit_generator.state, wall=time.perf_counter() - start_wall)
-        write_atomic_bytes(run.checkpoint_file, pickle.dumps(state))
+        checkpoint()
 
     bar = tqdm(
         total=total,
-        initial=state["generation"],
+        initial=state.generation,
         unit="gen",
         desc=f"evolve {config.data.target}" + (" closed-loop" if closed_loop else ""),
         disable=not evo.progress_bar,
@@ -373,11 +475,12 @@ def evolve(
         dynamic_ncols=True,
     )
     try:
-        for generation in range(state["generation"] + 1, total + 1):
+        for generation in range(state.generation + 1, total + 1):
             window = int(rng.integers(windows))
             genomes = np.asarray(es.ask())
-            losses, rate_enc, rate_hid = evaluator.evaluate(genomes, window)
+            losses, rate_enc, rate_hid = evaluate(genomes, window)
             es.tell(list(genomes), losses.tolist())
+            told.append(np.asarray(losses, dtype=np.float64))
             best = int(np.argmin(losses))
             train = {
                 "train_loss_best": float(losses[best]),
@@ -392,14 +495,13 @@ def evolve(
                 test_and_log(
                     generation, {"generation_best": genomes[best], "cma_mean": np.asarray(es.result.xfavorite)}, train
                 )
-                bar.set_postfix_str(f"test {state['best_test_loss']:.3f} train {losses[best]:.3f}", refresh=False)
-            state["generation"] = generation
+                bar.set_postfix_str(f"test {state.best_test_loss:.3f} train {losses[best]:.3f}", refresh=False)
+            state.generation = generation
             if generation % evo.checkpoint_every == 0 or generation == total:
-                state.update(rng=rng.bit_generator.state, wall=time.perf_counter() - start_wall)
-                write_atomic_bytes(run.checkpoint_file, pickle.dumps(state))
+                checkpoint()
             bar.update(1)
     finally:
         bar.close()
         writer.close()
-    return EvolutionResult(state["generation"], float(state["best_test_loss"]), state["best_generation"],
+    return EvolutionResult(state.generation, float(state.best_test_loss), state.best_generation,
                            time.perf_counter() - start_wall)  # fmt: skip

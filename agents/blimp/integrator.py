@@ -3,7 +3,7 @@
 Evolution from the activity-preserving start finds open-loop imitators of the I term that do not integrate in the
 loop (plain LIF "failed to integrate" in the paper too). The network of :mod:`agents.blimp.snn` can integrate
 exactly, though, and this module writes that solution down (``fitness.init: integrator``; fine-tuning it by CMA-ES
-breaks the balance of the 2×2 blocks the integral depends on, see the README). With ``K = N/2`` pairs, pair ``k``:
+breaks the balance of the 2×2 blocks the integral depends on, see docs/blimp.md). With ``K = N/2`` pairs, pair ``k``:
 
 * encoding pair: ``I = ±w e + b_k``, ``τ_mem ≈ 1``, ``ϑ = 1``. A non-leaky soft-reset neuron is a sigma-delta
   modulator: its spike count over ``t`` ticks is ``⌊Σ I / ϑ⌋``, so the pair's count difference is ``2 w Σ e``

@@ -1,4 +1,4 @@
-"""PID altitude controller as deployed on the blimp (design reference §5.7), in code units at 10 Hz.
+"""PID altitude controller as deployed on the blimp (docs/blimp.md, Controllers), in code units at 10 Hz.
 
     I_k = clip(I_{k-1} + e_k T, ±integral_limit)
     D_k = (e_k - e_{k-1}) / T                       ("single"; "averaged": (e_k - e_{k-2}) / (2T))

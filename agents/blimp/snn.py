@@ -34,7 +34,7 @@ DTYPE = torch.float64
 @dataclass(frozen=True)
 class ParameterBlock:
     """One named parameter tensor of the genome: per-individual ``shape``, bounds, and the initialisation range
-    of the activity-preserving start (§3.2 "range" initialisation)."""
+    of the activity-preserving start ("range" initialisation, docs/blimp.md, Evolution)."""
 
     name: str
     shape: tuple[int, ...]

@@ -33,6 +33,7 @@ from agents.export.blimp_reference import (
     synaptic_fan_out,
 )
 from agents.export.overflow import bounds_table, check_blimp_overflow
+from agents.export.quantization import ExportError
 from agents.export.report import footprint_rows, table_row, write_report
 from experiments.config import config_sections
 from experiments.run_dir import CheckpointError, write_atomic
@@ -81,7 +82,7 @@ def _load(run_dirs: list[Path], weight_bits: int) -> tuple[IntegerBlimpControlle
     networks, floats, targets = [], [], []
     for run_dir in run_dirs:
         if run_kind(run_dir) != "blimp":
-            raise ValueError(f"{run_dir} is not a blimp evolution run; --add sums evolved blimp controllers only")
+            raise ExportError(f"{run_dir} is not a blimp evolution run; --add sums evolved blimp controllers only")
         run = EvolutionRun(run_dir)
         config = run.load_config()
         genome = run.load_best_genome()
@@ -146,10 +147,10 @@ def export_blimp_runs(run_dirs: list[Path], out: Path, options: BlimpExportOptio
 
     unknown = [f for f in options.formats if f not in BLIMP_FORMATS]
     if unknown:
-        raise ValueError(f"format(s) {', '.join(unknown)} not available for blimp controllers (soft reset and "
+        raise ExportError(f"format(s) {', '.join(unknown)} not available for blimp controllers (soft reset and "
                          f"threshold adaptation have no NIR primitive); valid: {', '.join(BLIMP_FORMATS)}")  # fmt: skip
     if options.repeats < 0:
-        raise ValueError(f"closed-loop repeats must be >= 0, got {options.repeats}")
+        raise ExportError(f"closed-loop repeats must be >= 0, got {options.repeats}")
     controller, float_controller, targets = _load(run_dirs, options.weight_bits)
     bounds = check_blimp_overflow(controller)
     generated = generate_blimp_c(controller, options.prefix)

@@ -36,13 +36,13 @@ def write_sources(generated: GeneratedC, directory: Path) -> tuple[Path, Path]:
     return header, source
 
 
-def gcc(args: list[str]) -> None:
-    """Run gcc with ``args``; raise :class:`CompilerError` with its output on failure."""
-    if shutil.which("gcc") is None:
-        raise CompilerError("gcc is not on PATH; it is needed to build and check the generated C")
-    result = subprocess.run(["gcc", *args], capture_output=True, text=True)
+def gcc(args: list[str], compiler: str = "gcc") -> None:
+    """Run ``compiler`` (gcc or a cross gcc) with ``args``; raise :class:`CompilerError` with its output on failure."""
+    if shutil.which(compiler) is None:
+        raise CompilerError(f"{compiler} is not on PATH; it is needed to build and check the generated C")
+    result = subprocess.run([compiler, *args], capture_output=True, text=True)
     if result.returncode != 0:
-        raise CompilerError(f"gcc {' '.join(args)} failed:\n{result.stderr}")
+        raise CompilerError(f"{compiler} {' '.join(args)} failed:\n{result.stderr}")
 
 
 def check_strict(generated: GeneratedC, directory: Path) -> None:
@@ -154,13 +154,26 @@ def footprint(generated: GeneratedC, directory: Path, optimise: str = "-Os") -> 
     _, source = write_sources(generated, directory)
     obj = directory / f"{generated.prefix}.size.o"
     gcc([*STRICT_FLAGS, optimise, "-c", str(source), "-o", str(obj)])
-    output = subprocess.run(["size", "-A", str(obj)], capture_output=True, text=True, check=True).stdout
-    sections: dict[str, int] = {}
+    return object_footprint(obj)
+
+
+def section_sizes(obj: Path, size_tool: str = "size") -> dict[str, int]:
+    """``{section name: bytes}`` of an object file or ELF from ``<size_tool> -A``."""
+    output = subprocess.run([size_tool, "-A", str(obj)], capture_output=True, text=True, check=True).stdout
+    sizes: dict[str, int] = {}
     for line in output.splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
-            name = parts[0].split(".")[1]
-            sections[name] = sections.get(name, 0) + int(parts[1])
+            sizes[parts[0]] = sizes.get(parts[0], 0) + int(parts[1])
+    return sizes
+
+
+def object_footprint(obj: Path, size_tool: str = "size") -> Footprint:
+    """Code, constants, data and workspace bytes of an object file (``.text.*`` counts as text, and so on)."""
+    sections: dict[str, int] = {}
+    for full_name, size in section_sizes(obj, size_tool).items():
+        name = full_name.split(".")[1]
+        sections[name] = sections.get(name, 0) + size
     return Footprint(
         sections.get("text", 0), sections.get("rodata", 0), sections.get("data", 0), sections.get("bss", 0)
     )

@@ -11,7 +11,12 @@ proves at export time that every ``int32_t`` state stays in range. API (``<prefi
         obs_q: raw observation in Q16.16; action_q: Q15 tanh output; returns saturated observation dims
     const <prefix>_stats_t *<prefix>_last_stats(void);   /* spikes per layer, SOPs, saturations */
 
-The semantics are those of :mod:`agents.export.reference`, step for step.
+The semantics are those of :mod:`agents.export.reference`, step for step. Two speed-ups keep them exact: a decay
+``a = odd·2^k`` whose product with the proven state bound fits 32 bits is applied as ``x * odd / 2^(12-k)`` (C division
+truncates toward zero, like ``rtz``), and on cores with the Arm DSP extension (``__ARM_FEATURE_SIMD32``, e.g.
+Cortex-M4/M7/M33) the synaptic sums of a layer whose every output's absolute weights sum below 2^15 are accumulated
+as packed int16 pairs (``SXTB16`` + ``SADD16``, four weights per word); ``-DSPIKERL_NO_SIMD`` or any other core
+takes the portable int32 loop.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.export.overflow import check_overflow
 from agents.export.quantization import (
     DECAY_BITS,
     DECODE_CODES,
@@ -32,6 +38,7 @@ from agents.export.quantization import (
     TANH_LUT_SIZE,
     TANH_LUT_STEP_BITS,
     Z_FRACTION_BITS,
+    IntegerLayer,
     IntegerPolicy,
     gaussian_lut,
     tanh_lut,
@@ -42,18 +49,20 @@ _VALUES_PER_LINE = 16
 
 # C twins of :func:`agents.export.reference.rtz` and :func:`~agents.export.reference.rhaz` (sign-magnitude, so no
 # right shift of a negative value); the including source defines DECAY_BITS
-C_ROUNDING_HELPERS = """/* sign(x) * (|x * a| >> DECAY_BITS): decay multiply rounding toward zero, product in 64 bits */
+C_RTZ_MUL = """/* sign(x) * (|x * a| >> DECAY_BITS): decay multiply rounding toward zero, product in 64 bits */
 static int32_t rtz_mul(int32_t x, int32_t a) {
     int64_t p = (int64_t)x * (int64_t)a;
     return (int32_t)(p < 0 ? -((-p) >> DECAY_BITS) : (p >> DECAY_BITS));
 }
-
+"""
+C_RHAZ = """
 /* sign(x) * ((|x| + 2^(s-1)) >> s), 1 <= s <= 62, |x| < 2^62 */
 static int64_t rhaz(int64_t x, unsigned s) {
     int64_t half = (int64_t)1 << (s - 1u);
     return x < 0 ? -((-x + half) >> s) : ((x + half) >> s);
 }
 """
+C_ROUNDING_HELPERS = C_RTZ_MUL + C_RHAZ
 
 
 @dataclass
@@ -75,18 +84,64 @@ def model_hash(policy: IntegerPolicy) -> str:
     return digest.hexdigest()[:16]
 
 
-def c_array(ctype: str, name: str, values: np.ndarray) -> str:
-    """``static const <ctype> <name>[n] = {...};`` for the flattened ``values`` (one dummy 0 when empty)."""
+def c_array(ctype: str, name: str, values: np.ndarray, attributes: str = "") -> str:
+    """``static const <ctype> <name>[n] <attributes> = {...};`` for the flattened ``values`` (one dummy 0 when
+    empty)."""
     flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
     lines = [", ".join(flat[i : i + _VALUES_PER_LINE]) for i in range(0, len(flat), _VALUES_PER_LINE)]
     body = ",\n    ".join(lines) if lines else "0"
-    return f"static const {ctype} {name}[{max(len(flat), 1)}] = {{\n    {body}\n}};\n"
+    return f"static const {ctype} {name}[{max(len(flat), 1)}]{attributes} = {{\n    {body}\n}};\n"
+
+
+def packs_int16(layer: IntegerLayer) -> bool:
+    """Whether the layer's synaptic sums fit packed int16 lanes: ``F_out`` a multiple of 4 (word-aligned rows of
+    4 weights) and, for every output, the sum of its absolute feed-forward weights below 2^15, so no partial sum
+    of any spike pattern can leave int16 (the intra-layer blocks are added in int32 afterwards)."""
+    column_bound = np.abs(layer.weight_t.astype(np.int64)).sum(axis=0)
+    return layer.fan_out % 4 == 0 and int(column_bound.max(initial=0)) < 2**15
+
+
+def decay_expression(state: str, decay: int, bound: int) -> str:
+    """C expression of ``rtz(state * decay / 2^DECAY_BITS)``. When ``decay = a·2^k`` and ``|state| <= bound`` keeps
+    ``state·a`` inside int32, it is the 32-bit ``state * a / 2^(DECAY_BITS - k)`` (C division truncates toward
+    zero, the same rounding); otherwise the 64-bit :c:func:`rtz_mul`."""
+    shift = (decay & -decay).bit_length() - 1 if decay else 0
+    odd, divisor = decay >> shift, DECAY_BITS - shift
+    if decay == 0:
+        return "0"
+    if divisor <= 0:
+        return f"{state} * {decay >> DECAY_BITS}" if decay == 1 << DECAY_BITS else f"rtz_mul({state}, {decay})"
+    if bound * odd < 2**31:
+        return f"{state} * {odd} / {1 << divisor}" if odd > 1 else f"{state} / {1 << divisor}"
+    return f"rtz_mul({state}, {decay})"
 
 
 def check_prefix(prefix: str) -> None:
     """Raise ``ValueError`` unless ``prefix`` is a C identifier."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise ValueError(f"C prefix must be a C identifier, got {prefix!r}")
+
+
+def _update_function(index: int, layer: IntegerLayer, current_bound: int, voltage_bound: int) -> str:
+    """``update<index>``: the CUBA-LIF state update of one layer from the synaptic input in ``ws.acc``, with its
+    decays, bias and threshold units as constants. Bias and threshold are int16 mantissas times a power of two."""
+    current = decay_expression("cur[f]", layer.current_decay, current_bound)
+    voltage = decay_expression("vol[f]", layer.voltage_decay, voltage_bound)
+    return f"""/* layer {layer.name}: I = rtz(alpha I) + acc H + b, V = (s ? 0 : rtz(beta V)) + I, s = V > theta */
+static uint32_t update{index}(int32_t *cur, int32_t *vol, uint8_t *s) {{
+    uint32_t f, count = 0;
+    for (f = 0; f < {layer.fan_out}u; ++f) {{
+        int32_t i_new = {current} + ws.acc[f] * HEADROOM + B{index}[f] * {1 << layer.bias_shift};
+        int32_t v_new = (s[f] ? 0 : {voltage}) + i_new;
+        cur[f] = i_new;
+        vol[f] = v_new;
+        s[f] = (uint8_t)(v_new > TH{index}[f] * {1 << layer.threshold_shift});
+        count += s[f];
+    }}
+    return count;
+}}
+
+"""
 
 
 def generate_c(policy: IntegerPolicy, prefix: str = DEFAULT_PREFIX) -> GeneratedC:
@@ -135,7 +190,7 @@ const {prefix}_stats_t *{prefix}_last_stats(void);
         c_array("int16_t", "TANH_LUT", tanh_lut()),
     ]
     for index, layer in enumerate(policy.layers):
-        consts.append(c_array("int8_t", f"W{index}", layer.weight_t))
+        consts.append(c_array("int8_t", f"W{index}", layer.weight_t, " ALIGN4"))
         consts.append(c_array("int16_t", f"B{index}", layer.bias >> layer.bias_shift))
         consts.append(c_array("int16_t", f"TH{index}", layer.threshold >> layer.threshold_shift))
         if layer.blocks_t is not None:
@@ -151,21 +206,28 @@ const {prefix}_stats_t *{prefix}_last_stats(void);
         for k, w in enumerate(widths[1:], start=1)
     )
     max_width = max(widths[1:])
-    layer_calls = []
+    bounds = {bound.layer: bound for bound in check_overflow(policy)}
+    layer_calls, updates = [], []
     for index, layer in enumerate(policy.layers):
         k = index + 1
         blocks = "0" if layer.blocks_t is None else f"R{index}"
         groups, pop = (0, 0) if layer.blocks_t is None else layer.blocks_t.shape[:2]
+        bound = bounds[layer.name]
+        updates.append(_update_function(index, layer, bound.current_bound, bound.voltage_bound))
         layer_calls.append(
-            f"        lif_layer(ws.s{k - 1}, {widths[index]}u, W{index}, B{index}, {1 << layer.bias_shift}, TH{index}, "
-            f"{1 << layer.threshold_shift}, {blocks}, {groups}u, {pop}u, t, {layer.current_decay}, "
-            f"{layer.voltage_decay}, ws.i{k}, ws.v{k}, ws.s{k}, {layer.fan_out}u);\n"
-            f"        ws.stats.sops += count_spikes(ws.s{k - 1}, {widths[index]}u) * {layer.fan_out}u;"
+            f"        lif_layer(ws.s{k - 1}, {widths[index]}u, W{index}, {int(packs_int16(layer))}u, {blocks}, "
+            f"{groups}u, {pop}u, t, ws.s{k}, {layer.fan_out}u);\n"
+            f"        count[{k}] = update{index}(ws.i{k}, ws.v{k}, ws.s{k});\n"
+            f"        ws.stats.sops += count[{k - 1}] * {layer.fan_out}u;"
         )
     last = policy.layers[-1]
     out_fan = 1 + (0 if last.blocks_t is None else last.blocks_t.shape[2])
-    spike_counts = "\n".join(
-        f"        ws.stats.spikes[{k}] += count_spikes(ws.s{k}, {w}u);" for k, w in enumerate(widths)
+    spike_counts = "\n".join(f"        ws.stats.spikes[{k}] += count[{k}];" for k in range(len(widths)))
+    zeroed = ["enc", *(f"{kind}{k}" for k in range(1, len(widths)) for kind in "iv"), "ro_v", "ro_dec"]
+    zeroed_bytes = [f"s{k}" for k in range(len(widths))]
+    reset = "\n".join(
+        [f"    for (k = 0; k < sizeof ws.{name} / sizeof ws.{name}[0]; ++k) ws.{name}[k] = 0;" for name in zeroed]
+        + [f"    for (k = 0; k < sizeof ws.{name}; ++k) ws.{name}[k] = 0u;" for name in zeroed_bytes]
     )
     decode = DECODE_CODES[readout.mode]
     readout_decay = "ws.ro_v[d]" if readout.decay == 1 << DECAY_BITS else f"rtz_mul(ws.ro_v[d], {readout.decay})"
@@ -191,6 +253,21 @@ const {prefix}_stats_t *{prefix}_last_stats(void);
 #define OUT_SHIFT {OUT_SHIFT}
 #define DECODE {decode} /* 0 last, 1 sum over t (mean; 1/T folded into RO_MULT), 2 max-abs */
 
+/* Packed int16 synaptic sums (two lanes per word, SXTB16 + SADD16) on cores with the DSP extension, for the layers
+ * whose proven column bound fits int16; -DSPIKERL_NO_SIMD, or any other core, takes the portable int32 loop. Both
+ * give the same sums. */
+#if defined(__ARM_FEATURE_SIMD32) && !defined(SPIKERL_NO_SIMD)
+#define SPIKERL_SIMD 1
+#include <arm_acle.h>
+#else
+#define SPIKERL_SIMD 0
+#endif
+#if defined(__GNUC__)
+#define ALIGN4 __attribute__((aligned(4)))
+#else
+#define ALIGN4
+#endif
+
 {"".join(consts)}
 static struct {{
     uint16_t act[N_ENC];
@@ -203,27 +280,55 @@ static struct {{
     {prefix}_stats_t stats;
 }} ws;
 
-{C_ROUNDING_HELPERS}
-static uint32_t count_spikes(const uint8_t *s, uint32_t n) {{
-    uint32_t total = 0;
-    uint32_t j;
-    for (j = 0; j < n; ++j) total += s[j];
-    return total;
-}}
-
-/* One CUBA-LIF layer step: event-driven synaptic input, then I, V, spike (in place: s holds s_{{t-1}}). */
-/* bias and threshold are int16 mantissas times a power of two (bias_unit, threshold_unit) */
-static void lif_layer(const uint8_t *in, uint32_t n_in, const int8_t *w_t, const int16_t *bias, int32_t bias_unit,
-                      const int16_t *threshold, int32_t threshold_unit, const int8_t *blocks_t, uint32_t groups,
-                      uint32_t pop, int t,
-                      int32_t alpha, int32_t beta, int32_t *cur, int32_t *vol, uint8_t *s, uint32_t n_out) {{
-    int32_t *acc = ws.acc;
-    uint32_t j, f;
-    for (f = 0; f < n_out; ++f) acc[f] = 0;
+{C_RTZ_MUL if "rtz_mul(" in "".join(updates) + readout_decay else ""}{C_RHAZ}
+#if SPIKERL_SIMD
+/* Packed sums in the first half of ws.acc: pairs[2k] holds the int16 sums of outputs (4k, 4k+2), pairs[2k+1] those
+ * of (4k+1, 4k+3); unpacked in place into int32 ws.acc[0..n_out), from the last group down. */
+static void accumulate_packed(const uint8_t *in, uint32_t n_in, const int8_t *w_t, uint32_t n_out) {{
+    uint32_t *pairs = (uint32_t *)ws.acc;
+    uint32_t j, k, words = n_out / 4u;
+    for (k = 0; k < 2u * words; ++k) pairs[k] = 0u;
     for (j = 0; j < n_in; ++j) {{
         if (in[j]) {{
-            const int8_t *row = w_t + (uint32_t)j * n_out;
-            for (f = 0; f < n_out; ++f) acc[f] += row[f];
+            const int8_t *row = w_t + j * n_out;
+            for (k = 0; k < words; ++k) {{
+                uint32_t w;
+                __builtin_memcpy(&w, row + 4u * k, 4u);
+                pairs[2u * k] = (uint32_t)__sadd16((int16x2_t)pairs[2u * k], __sxtb16((int8x4_t)w));
+                pairs[2u * k + 1u] =
+                    (uint32_t)__sadd16((int16x2_t)pairs[2u * k + 1u], __sxtb16((int8x4_t)((w >> 8) | (w << 24))));
+            }}
+        }}
+    }}
+    for (k = words; k-- > 0u;) {{
+        uint32_t even = pairs[2u * k], odd = pairs[2u * k + 1u];
+        ws.acc[4u * k] = (int16_t)(uint16_t)even;
+        ws.acc[4u * k + 1u] = (int16_t)(uint16_t)odd;
+        ws.acc[4u * k + 2u] = (int16_t)(uint16_t)(even >> 16);
+        ws.acc[4u * k + 3u] = (int16_t)(uint16_t)(odd >> 16);
+    }}
+}}
+#endif
+
+/* Synaptic input of one CUBA-LIF layer step into ws.acc: event-driven sum of the transposed weight rows of the
+ * spiking inputs, plus the intra-layer blocks driven by the layer's own spikes s_{{t-1}} (in ws.s of the layer). */
+static void lif_layer(const uint8_t *in, uint32_t n_in, const int8_t *w_t, uint32_t packed, const int8_t *blocks_t,
+                      uint32_t groups, uint32_t pop, int t, const uint8_t *s, uint32_t n_out) {{
+    int32_t *acc = ws.acc;
+    uint32_t j, f;
+#if SPIKERL_SIMD
+    if (packed) {{
+        accumulate_packed(in, n_in, w_t, n_out);
+    }} else
+#endif
+    {{
+        (void)packed;
+        for (f = 0; f < n_out; ++f) acc[f] = 0;
+        for (j = 0; j < n_in; ++j) {{
+            if (in[j]) {{
+                const int8_t *row = w_t + j * n_out;
+                for (f = 0; f < n_out; ++f) acc[f] += row[f];
+            }}
         }}
     }}
     if (blocks_t && t > 0) {{
@@ -237,23 +342,20 @@ static void lif_layer(const uint8_t *in, uint32_t n_in, const int8_t *w_t, const
             }}
         }}
     }}
-    for (f = 0; f < n_out; ++f) {{
-        int32_t i_new = rtz_mul(cur[f], alpha) + acc[f] * HEADROOM + bias[f] * bias_unit;
-        int32_t v_new = (s[f] ? 0 : rtz_mul(vol[f], beta)) + i_new;
-        cur[f] = i_new;
-        vol[f] = v_new;
-        s[f] = (uint8_t)(v_new > threshold[f] * threshold_unit);
-    }}
 }}
 
+{"".join(updates)}
+/* zero state (the scratch arrays act, acc and pairs are fully written before they are read) */
 static void reset_state(void) {{
-    uint8_t *bytes = (uint8_t *)&ws;
     uint32_t k;
-    for (k = 0; k < (uint32_t)sizeof(ws); ++k) bytes[k] = 0;
+{reset}
+    for (k = 0; k < {upper}_NUM_SPIKING_LAYERS; ++k) ws.stats.spikes[k] = 0u;
+    ws.stats.saturated = 0u;
+    ws.stats.sops = 0u;
 }}
 
 uint32_t {prefix}_step(const int32_t obs_q[OBS_DIM], int16_t action_q[ACT_DIM]) {{
-    uint32_t i, p, d;
+    uint32_t i, p, d, count[{upper}_NUM_SPIKING_LAYERS];
     int t;
     reset_state();
     for (i = 0; i < OBS_DIM; ++i) {{
@@ -273,13 +375,15 @@ uint32_t {prefix}_step(const int32_t obs_q[OBS_DIM], int16_t action_q[ACT_DIM]) 
         }}
     }}
     for (t = 0; t < TIMESTEPS; ++t) {{
+        count[0] = 0u;
         for (i = 0; i < N_ENC; ++i) {{
             ws.enc[i] += ws.act[i];
             ws.s0[i] = (uint8_t)(ws.enc[i] > ENC_THRESHOLD);
             if (ws.s0[i]) ws.enc[i] -= ENC_THRESHOLD;
+            count[0] += ws.s0[i];
         }}
 {chr(10).join(layer_calls)}
-        ws.stats.sops += count_spikes(ws.s{n_layers}, {widths[-1]}u) * {out_fan}u;
+        ws.stats.sops += count[{n_layers}] * {out_fan}u;
 {spike_counts}
         for (d = 0; d < ACT_DIM; ++d) {{
             int32_t drive = 0;

@@ -36,7 +36,7 @@ def parse_formats(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in FORMATS]
     if unknown or not names:
-        raise ValueError(f"unknown export format(s) {', '.join(unknown) or repr(text)}; valid: {', '.join(FORMATS)}")
+        raise ExportError(f"unknown export format(s) {', '.join(unknown) or repr(text)}; valid: {', '.join(FORMATS)}")
     return names
 
 
@@ -53,16 +53,17 @@ class ExportOptions:
 
 
 def load_run(run_dir: Path):
-    """``(config, model)`` of a finished run, with errors naming the missing piece."""
-    from experiments.training import load_model
+    """``(config, model)`` of a finished run or a policy package, with errors naming the missing piece."""
+    from experiments.frameworks import load_policy
+    from experiments.policy_package import is_package
 
     run = RunDirectory(run_dir)
     config = run.load_config()
-    if not run.final_model.is_file():
+    if not is_package(run.path) and not run.final_model.is_file():
         raise CheckpointError(
             f"{run.final_model} is missing: the run has no final model to export (training not finished?)"
         )
-    return config, load_model(run.final_model, config)
+    return config, load_policy(run, "final")
 
 
 def export_policy(policy: IntegerPolicy, out: Path, formats: tuple[str, ...], prefix: str = DEFAULT_PREFIX) -> dict:

@@ -25,12 +25,12 @@ from agents.export.blimp_quantization import (
     IntegerBlimpController,
     geometric_gain,
 )
-from agents.export.quantization import DECAY_BITS, OUT_SHIFT, IntegerPolicy
+from agents.export.quantization import DECAY_BITS, OUT_SHIFT, ExportError, IntegerPolicy
 
 PRODUCT_LIMIT = 2**62  # |x| bound accepted by the int64 rounding helpers
 
 
-class OverflowRiskError(ValueError):
+class OverflowRiskError(ExportError):
     """A quantised layer could overflow its integer state; the message names the layer and the bound."""
 
 

@@ -21,7 +21,7 @@ from tqdm import trange
 
 from agents.actors import SpikingActor
 from agents.export.quantization import WEIGHT_MAX, ExportError
-from experiments.run_dir import RunDirectory
+from experiments.run_dir import RunDirectory, require_trusted
 
 
 class RowFakeQuant(nn.Module):
@@ -65,6 +65,7 @@ def finetune_actor(
     buffer_path = RunDirectory(run_dir).latest_checkpoint().replay_buffer
     if not buffer_path.is_file():
         raise ExportError(f"quantisation-aware fine-tuning samples states from {buffer_path}, which is missing")
+    require_trusted(buffer_path)  # a pickle: signed by this user's key or under --trust
     model.load_replay_buffer(buffer_path)
     stats = getattr(model, "obs_normalization", None)
     torch.manual_seed(seed)

@@ -1,4 +1,4 @@
-"""Post-training quantisation of a spiking actor into an :class:`IntegerPolicy` (spec integer_export.md §5).
+"""Post-training quantisation of a spiking actor into an :class:`IntegerPolicy` (docs/export.md, integer datapath).
 
 Formats (``H`` = state headroom bits, ``D`` = decay bits)::
 
@@ -26,9 +26,11 @@ import numpy as np
 import torch
 
 from agents.actors import ILCSAN, ActorNetwork, PopSAN, SpikingActor
+from envs.errors import UserError
 from envs.normalization import ObservationStats
 from neurons import LIFParameters
 from neurons.encoders import ENCODER_THRESHOLD
+from neurons.readout import DECODE_CODES  # noqa: F401  (the generated C's DECODE macro; re-exported)
 
 HEADROOM_BITS = 6  # H: states carry 2^H sub-LSB resolution below one weight step
 DECAY_BITS = 12  # D: decays are round(a * 2^D), applied with round-toward-zero
@@ -46,11 +48,8 @@ CONSTANT_BITS = 16  # per-neuron bias and threshold are stored as int16 mantissa
 ENCODER_THRESHOLD_Q15 = round(ENCODER_THRESHOLD * 32767)
 EXPORTABLE_ACTORS = ("popsan", "ilcsan", "noisysan")
 
-# readout decode codes of the generated C (``DECODE`` macro)
-DECODE_CODES = {"last": 0, "mean": 1, "max-abs": 2}
 
-
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """The actor (or its run) cannot be exported to integer arithmetic; the message says why."""
 
 
@@ -467,8 +466,16 @@ def _quantize_readout(actor: SpikingActor, headroom_bits: int) -> IntegerReadout
 
 
 def observations_to_q16(obs: np.ndarray) -> np.ndarray:
-    """Float observations ``[..., N]`` -> int32 Q16.16 (saturating), the integer policy's input."""
-    scaled = np.round(np.asarray(obs, np.float64) * (1 << OBS_FRACTION_BITS))
+    """Float observations ``[..., N]`` -> int32 Q16.16 (saturating), the integer policy's input.
+
+    Raises :class:`ExportError` naming the first NaN's index: NaN has no integer value (it used to become
+    INT32_MIN); infinities saturate like any out-of-range value."""
+    values = np.asarray(obs, np.float64)
+    nan = np.isnan(values)
+    if nan.any():
+        index = tuple(int(i) for i in np.argwhere(nan)[0])
+        raise ExportError(f"observation is NaN at index {index}: the integer policy takes finite observations")
+    scaled = np.round(values * (1 << OBS_FRACTION_BITS))
     return np.clip(scaled, -(2**31), 2**31 - 1).astype(np.int32)
 
 

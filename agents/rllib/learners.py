@@ -1,4 +1,4 @@
-"""RLlib learner with the two learning rates of the spiking-actor recipes (spec §6.4 for PPO)."""
+"""RLlib learner with the two learning rates of the spiking-actor recipes (docs/methods.md, Actions per algorithm)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class SpikingPPOLearner(PPOTorchLearner):
     ``learner_config_dict["actor_lr"]``; the value function follows ``lr``."""
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:  # type: ignore[override]
-        module = self._module[module_id]
+        module = self.module[module_id]
         actor = module.actor_parameters()
         actor_ids = {id(p) for p in actor}
         others = [p for p in self.get_parameters(module) if id(p) not in actor_ids]

@@ -27,20 +27,10 @@ from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
-from agents.actors import ActorConfig, ActorNetwork, build_actor
+from agents.actors import ActorConfig, ActorNetwork, build_actor, mlp
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the bounds SB3's SAC uses
 DEFAULT_HIDDEN = [256, 256]
-
-
-def mlp(sizes: list[int]) -> nn.Sequential:
-    """``Linear, ReLU`` between consecutive ``sizes``, no activation after the last layer."""
-    layers: list[nn.Module] = []
-    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(fan_in, fan_out))
-        if index < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def _dims(module: Any) -> tuple[int, int]:

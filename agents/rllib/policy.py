@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from ray.rllib.connectors.env_to_module.mean_std_filter import MeanStdFilter
 from ray.rllib.core.columns import Columns
 
 from agents.actors import ActorNetwork
+from agents.rllib.compat import frozen_observation_filter
 
 
 class RLlibPolicy:
@@ -31,15 +31,8 @@ class RLlibPolicy:
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> RLlibPolicy:
-        runner = algorithm.env_runner or algorithm.env_runner_group.local_env_runner
-        filters = [c for c in runner._env_to_module.connectors if isinstance(c, MeanStdFilter)]
-        obs_filter = None
-        if filters:
-            filters[0].get_state()  # creates the filter on first use
-            (obs_filter,) = filters[0]._filters.values()
-            obs_filter = obs_filter.copy()
         module = algorithm.get_module()
-        return cls(module, obs_filter, module.action_space, module.model_config["actor"])
+        return cls(module, frozen_observation_filter(algorithm), module.action_space, module.model_config["actor"])
 
     @property
     def actor_network(self) -> ActorNetwork:

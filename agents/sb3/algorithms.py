@@ -5,8 +5,12 @@
    and PPO's log-std) follow ``actor_learning_rate``; all other groups (critics, SAC's log-std head) follow
    ``learning_rate``. Both are logged to TensorBoard.
 2. **Observation statistics inside the model.** ``save()`` stores the ``VecNormalize`` statistics of the
-   training env in the zip; a model loaded without a ``VecNormalize`` env normalises raw observations in
-   ``predict()`` itself, so ``TD3.load(path).predict(raw_obs)`` reproduces the training-time actions.
+   training env in the zip.
+3. **``predict`` always takes raw observations**, whether the model is the one ``learn()`` trained (it
+   normalises with the live statistics of its ``VecNormalize`` env) or a loaded one (with the statistics
+   saved in it, or those of the ``VecNormalize`` env it was loaded with). So ``model.predict(raw_obs)``
+   gives the same actions before and after ``save``/``load``. SB3's own exploration step, which passes the
+   already-normalised ``_last_obs``, is the one internal exception and is handled here.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class SpikingAlgorithmMixin:
         self.actor_learning_rate = actor_learning_rate
         self.obs_normalization: ObservationStats | None = None
         self.latest_eval_return: float | None = None
+        self._input_normalized = False  # True only while SB3's _sample_action predicts on normalised _last_obs
         super().__init__(*args, **kwargs)
 
     def _setup_lr_schedule(self) -> None:
@@ -55,10 +60,28 @@ class SpikingAlgorithmMixin:
             self.obs_normalization = ObservationStats.from_vec_normalize(venv)
         super().save(path, exclude=exclude, include=include)
 
+    def normalize_observation(self, observation: np.ndarray) -> np.ndarray:
+        """Raw observations ``[n, obs_dim]`` -> the actor's input: z-scored and clipped with the statistics of the
+        model's ``VecNormalize`` env if it has one, else with those saved in the model, else unchanged."""
+        venv = self.get_vec_normalize_env()
+        if venv is not None and venv.norm_obs:
+            return venv.normalize_obs(np.asarray(observation)).astype(np.float32)
+        if self.obs_normalization is not None:
+            return self.obs_normalization.normalize(np.asarray(observation))
+        return observation
+
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):  # type: ignore[override]
-        if self.obs_normalization is not None and self.get_vec_normalize_env() is None:
-            observation = self.obs_normalization.normalize(np.asarray(observation))
+        """Actions for **raw** observations (see the module docstring)."""
+        if not self._input_normalized:
+            observation = self.normalize_observation(observation)
         return super().predict(observation, state, episode_start, deterministic)
+
+    def _sample_action(self, *args, **kwargs):  # off-policy exploration: predicts on the normalised _last_obs
+        self._input_normalized = True
+        try:
+            return super()._sample_action(*args, **kwargs)
+        finally:
+            self._input_normalized = False
 
     def report_evaluation(self, mean_return: float) -> None:
         """Record the latest evaluation mean return (NoisyTD3's noise reduction is driven by it)."""

@@ -1,4 +1,4 @@
-"""TD3 for NoisySAN: exploration through network noise only, replayed exactly in the actor update (spec §4, §6.6).
+"""TD3 for NoisySAN: exploration through network noise only, replayed exactly in the actor update (docs/methods.md).
 
 Differences from :class:`agents.sb3.TD3`:
 
@@ -14,21 +14,29 @@ Differences from :class:`agents.sb3.TD3`:
   (reported through :meth:`NoisyTD3.report_evaluation`), ``R_ceiling`` per task.
 * Target actor, evaluation and ``predict()`` are noise-free.
 
-Nothing here looks at ``module.training``: the noise is an explicit argument of the actor's forward.
+The update itself is SB3's ``TD3.train``, run unchanged: while it runs, a forward pre-hook on the actor passes
+the replayed noise of the batch just sampled to the actor-loss forward (recognised by its observation tensor,
+which is the batch's), and an optimizer step pre-hook adds the gradient of the noise-reduction term to
+``sigma_a`` before the actor step. Nothing here looks at ``module.training``: the noise is an explicit argument
+of the actor's forward.
+
+SB3 extension points used (protected API, hence the SB3 version range in ``pyproject.toml``): the replay
+buffer's ``_get_samples``, and the off-policy loop's ``_setup_learn``, ``_sample_action``, ``_store_transition``
+and ``_last_obs``.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
-from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents.actors import NoisySAN
@@ -37,7 +45,7 @@ from neurons.noise import DEFAULT_TABLE_SIZE, ColouredNoiseTable
 
 
 class NoisyReplayBufferSamples(NamedTuple):
-    """SB3's replay samples plus the noise key of each transition (``[B]`` arrays)."""
+    """SB3's replay samples (same field names) plus the noise key of each transition (``[B]`` arrays)."""
 
     observations: torch.Tensor
     actions: torch.Tensor
@@ -46,13 +54,15 @@ class NoisyReplayBufferSamples(NamedTuple):
     rewards: torch.Tensor
     noise_episodes: np.ndarray
     noise_steps: np.ndarray
+    discounts: torch.Tensor | None = None  # SB3's n-step field: one-step returns here
 
 
 class NoiseKeyReplayBuffer(ReplayBuffer):
     """Replay buffer that also stores the exploration-noise key ``(episode, step)`` of every transition.
 
     Call :meth:`store_noise_keys` before each :meth:`add`; :meth:`sample` returns
-    :class:`NoisyReplayBufferSamples`.
+    :class:`NoisyReplayBufferSamples` and keeps the latest in :attr:`latest_sample`. It draws its indices
+    exactly as SB3's :class:`ReplayBuffer` does, so both return the same batches for the same random state.
     """
 
     def __init__(
@@ -72,6 +82,7 @@ class NoiseKeyReplayBuffer(ReplayBuffer):
         )
         self.noise_episodes = np.zeros((self.buffer_size, self.n_envs), dtype=np.uint32)
         self.noise_steps = np.zeros((self.buffer_size, self.n_envs), dtype=np.uint32)
+        self.latest_sample: NoisyReplayBufferSamples | None = None
 
     def store_noise_keys(self, episodes: np.ndarray, steps: np.ndarray) -> None:
         """Noise keys ``[n_envs]`` of the transitions the next :meth:`add` stores."""
@@ -79,7 +90,7 @@ class NoiseKeyReplayBuffer(ReplayBuffer):
         self.noise_steps[self.pos] = steps
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> NoisyReplayBufferSamples:  # type: ignore[override]
-        envs = np.random.randint(0, high=self.n_envs, size=len(batch_inds))
+        envs = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
         not_timeout = 1.0 - self.timeouts[batch_inds, envs]
         data = (
             self._normalize_obs(self.observations[batch_inds, envs], env),
@@ -88,9 +99,10 @@ class NoiseKeyReplayBuffer(ReplayBuffer):
             (self.dones[batch_inds, envs] * not_timeout).reshape(-1, 1),
             self._normalize_reward(self.rewards[batch_inds, envs].reshape(-1, 1), env),
         )
-        return NoisyReplayBufferSamples(
+        self.latest_sample = NoisyReplayBufferSamples(
             *map(self.to_torch, data), self.noise_episodes[batch_inds, envs], self.noise_steps[batch_inds, envs]
         )
+        return self.latest_sample
 
 
 @dataclass
@@ -231,44 +243,38 @@ class NoisyTD3(TD3):
         self.noise_streams.advance(dones)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """TD3 updates; the actor loss runs through each sample's replayed noise plus the noise-reduction term."""
-        self.policy.set_training_mode(True)
-        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        """SB3's TD3 updates, with the actor loss run through each sample's replayed noise and the
+        noise-reduction term ``k * mean(sigma_a)^2`` added to it (see the module docstring). SB3 logs the
+        ``-Q1`` part as ``train/actor_loss``; ``k`` is logged as ``noise/reduction_coefficient``."""
         coefficient = self.noise_reduction_coefficient()
-        actor_losses, critic_losses = [], []
-        for _ in range(gradient_steps):
-            self._n_updates += 1
-            batch: NoisyReplayBufferSamples = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-
-            with torch.no_grad():  # target: noise-free target actor + clipped target-policy smoothing
-                smoothing = batch.actions.clone().normal_(0, self.target_policy_noise)
-                smoothing = smoothing.clamp(-self.target_noise_clip, self.target_noise_clip)
-                next_actions = (self.actor_target(batch.next_observations) + smoothing).clamp(-1, 1)
-                next_q = torch.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
-                target_q = batch.rewards + (1 - batch.dones) * self.gamma * next_q.min(dim=1, keepdim=True)[0]
-
-            critic_loss = sum(F.mse_loss(q, target_q) for q in self.critic(batch.observations, batch.actions))
-            critic_losses.append(critic_loss.item())
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
-
-            if self._n_updates % self.policy_delay == 0:
-                noise = self.exploration_noise(batch.noise_episodes, batch.noise_steps)
-                actions = self.actor(batch.observations, noise=noise)
-                sigma = self.actor.network.readout_noise_scale
-                actor_loss = -self.critic.q1_forward(batch.observations, actions).mean()
-                actor_loss = actor_loss + coefficient * sigma.mean() ** 2
-                actor_losses.append(actor_loss.item())
-                self.actor.optimizer.zero_grad()
-                actor_loss.backward()
-                self.actor.optimizer.step()
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
-
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        if actor_losses:
-            self.logger.record("train/actor_loss", np.mean(actor_losses))
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        with self._noisy_actor_update(coefficient):
+            super().train(gradient_steps, batch_size)
         self.logger.record("noise/reduction_coefficient", coefficient)
         self.logger.record("noise/readout_sigma_mean", self.actor.network.readout_noise_scale.mean().item())
+
+    @contextlib.contextmanager
+    def _noisy_actor_update(self, coefficient: float) -> Iterator[None]:
+        """Hooks that turn SB3's actor update into NoisySAN's while the context is open."""
+        buffer: NoiseKeyReplayBuffer = self.replay_buffer  # type: ignore[assignment]
+        sigma = self.actor.network.readout_noise_scale
+
+        def replay_noise(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+            batch = buffer.latest_sample
+            if batch is not None and args and args[0] is batch.observations and kwargs.get("noise") is None:
+                kwargs = {**kwargs, "noise": self.exploration_noise(batch.noise_episodes, batch.noise_steps)}
+            return args, kwargs
+
+        def reduce_noise(_optimizer: Any, _args: tuple, _kwargs: dict) -> None:
+            with torch.enable_grad():
+                (grad,) = torch.autograd.grad(coefficient * sigma.mean() ** 2, sigma)
+            sigma.grad = grad if sigma.grad is None else sigma.grad + grad
+
+        handles = [self.actor.register_forward_pre_hook(replay_noise, with_kwargs=True)]
+        if coefficient > 0.0:
+            handles.append(self.actor.optimizer.register_step_pre_hook(reduce_noise))
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+            buffer.latest_sample = None

@@ -1,5 +1,5 @@
 """PPO policies whose Gaussian mean is ``tanh(ActorNetwork(obs))`` with a state-independent log σ
-(PopSAN-PPO, spec §6.4) and an MLP value function (``net_arch``, default 256-256 ReLU)."""
+(PopSAN-PPO, docs/methods.md, Actions per algorithm) and an MLP value function (``net_arch``, default 256-256 ReLU)."""
 
 from __future__ import annotations
 

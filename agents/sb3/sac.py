@@ -1,4 +1,4 @@
-"""SAC policies whose Gaussian mean is an :class:`ActorNetwork` (PopSAN-SAC, spec §6.3).
+"""SAC policies whose Gaussian mean is an :class:`ActorNetwork` (PopSAN-SAC, docs/methods.md, Actions per algorithm).
 
 ``mean = network(obs)`` (no tanh: SB3's squashed Gaussian applies it with the log-prob correction);
 ``log_std = clamp(MLP(obs), -20, 2)`` from a separate ReLU MLP (``net_arch``, default 256-256).

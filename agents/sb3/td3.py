@@ -12,7 +12,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
-from agents.actors import ActorConfig, ActorNetwork, SpikingActor, build_actor
+from agents.actors import ActorConfig, ActorNetwork, build_actor
 from agents.sb3.common import ActorConfigMixin, actor_optimizer
 
 
@@ -74,8 +74,6 @@ class NetworkTD3Policy(ActorConfigMixin, TD3Policy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
-        if isinstance(self.actor_target.network, SpikingActor):
-            self.actor_target.network.event_driven = False  # polyak updates write through .data
         self.actor.optimizer = actor_optimizer(self, self.actor.parameters(), (), lr_schedule)
 
 

@@ -5,24 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents.traffic.auxiliary import AUX_TASKS
+from envs.errors import UserError
 
-AGENT_NAMES = ("fixedtime", "maxpressure", "dqn", "mtlight")
+AGENT_NAMES = ("fixedtime", "maxpressure", "advanced_mp", "dqn", "mtlight")
 LEARNING_AGENTS = ("dqn", "mtlight")
 Q_NETWORKS = ("mlp", "spiking")
+
+
+class TrafficAgentError(UserError, ValueError):
+    """A controller setting or checkpoint that does not fit (the message names it)."""
 
 
 @dataclass
 class TrafficAgentConfig:
     """Controller choice and hyperparameters.
 
-    ``fixedtime`` uses ``green_time``; ``maxpressure`` has no parameters; ``dqn`` is the parameter-shared double
-    DQN on the raw observation (the ablation); ``mtlight`` adds the multi-task latent over the last ``history``
-    observations. ``q_network: spiking`` replaces the Q-network's hidden layers with CUBA-LIF spiking layers run for
-    ``spike_steps`` steps and reads Q-values from non-spiking integrating readout neurons.
+    ``fixedtime`` uses ``green_time``; ``maxpressure`` and ``advanced_mp`` hold a green for at least ``min_green``
+    seconds (``advanced_mp`` also uses ``running_weight``, see :mod:`agents.traffic.baselines`); ``dqn`` is the
+    parameter-shared double DQN on the raw observation (the ablation); ``mtlight`` adds the multi-task latent over
+    the last ``history`` observations. ``q_network: spiking`` replaces the Q-network's hidden layers with CUBA-LIF
+    spiking layers run for ``spike_steps`` steps and reads Q-values from non-spiking integrating readout neurons.
     """
 
     name: str = "mtlight"
     green_time: int = 30  # fixedtime: seconds per green phase
+    min_green: int = 0  # maxpressure / advanced_mp: seconds a green is held before it may change
+    running_weight: float = 1.0  # advanced_mp: weight of the current phase's effective running vehicles
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     q_network: str = "mlp"
     spike_steps: int = 4
@@ -63,6 +71,8 @@ class TrafficAgentConfig:
         for key in ("batch_size", "buffer_size", "target_update", "history", "spike_steps", "green_time"):
             if getattr(self, key) < 1:
                 raise ValueError(f"agent.{key} must be >= 1, got {getattr(self, key)}")
+        if self.min_green < 0:
+            raise ValueError(f"agent.min_green must be >= 0, got {self.min_green}")
         if not 0.0 <= self.gamma < 1.0:
             raise ValueError(f"agent.gamma must be in [0, 1), got {self.gamma}")
 

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from agents.traffic.auxiliary import aux_dims, auxiliary_targets
-from agents.traffic.config import TrafficAgentConfig
+from agents.traffic.config import TrafficAgentConfig, TrafficAgentError
 from agents.traffic.networks import MultiTaskEncoder, TrafficQModel, q_network
 
 
@@ -147,15 +147,18 @@ class SharedDQNAgent:
     ) -> None:
         """Store the step's ``A`` transitions, advance the histories and learn.
 
-        ``indicators``: ``exit_flow [A, E]``, ``leaving_travel_time [A]``, ``queue [A, L]`` from the env infos.
+        ``indicators``: ``exit_flow [A, E]``, ``leaving_travel_time [A]``, ``queue [A, L]`` from the env infos
+        (only read by MTLight, which needs the env's ``indicators`` on).
         """
         previous = self.histories
         next_histories = self.advance(next_obs)
         scaled = np.asarray(rewards, np.float32) * self.config.reward_scale
-        aux = auxiliary_targets(
-            indicators["exit_flow"], indicators["leaving_travel_time"], indicators["queue"], rewards,
-            self.config.reward_scale,
-        )  # fmt: skip
+        aux = {}
+        if self.task_dims:
+            aux = auxiliary_targets(
+                indicators["exit_flow"], indicators["leaving_travel_time"], indicators["queue"], rewards,
+                self.config.reward_scale,
+            )  # fmt: skip
         self.replay_buffer.add(previous, actions, scaled, next_histories, aux)
         if self.replay_buffer.size >= max(self.config.learning_starts, self.config.batch_size):
             for _ in range(self.config.updates_per_step):
@@ -217,9 +220,13 @@ class SharedDQNAgent:
         torch.save(state, path)
 
     def load(self, path: str | Path, weights_only: bool = False) -> None:
-        """Load a :meth:`save` file (``weights_only``: networks only, for evaluation)."""
+        """Load a :meth:`save` file (``weights_only``: networks only, for evaluation).
+
+        The file is read with torch's restricted unpickler (tensors, containers, numbers, strings), so a crafted
+        checkpoint cannot run code while it is loaded.
+        """
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = torch.load(path, map_location="cpu", weights_only=True)
             self.model.load_state_dict(state["model"])
             if not weights_only:
                 self.target.load_state_dict(state["target"])
@@ -227,7 +234,7 @@ class SharedDQNAgent:
                 self.episode, self.gradient_steps = int(state["episode"]), int(state["gradient_steps"])
                 self.rng.bit_generator.state = state["rng"]
         except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as err:
-            raise ValueError(f"{path}: not a readable traffic agent checkpoint for this config: {err}") from err
+            raise TrafficAgentError(f"{path}: not a readable traffic agent checkpoint for this config: {err}") from err
 
     def save_replay_buffer(self, path: str | Path) -> None:
         buffer = io.BytesIO()
@@ -239,4 +246,4 @@ class SharedDQNAgent:
             with np.load(path) as data:
                 self.replay_buffer.load_arrays(dict(data))
         except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: unreadable replay buffer: {err}") from err
+            raise TrafficAgentError(f"{path}: unreadable replay buffer: {err}") from err

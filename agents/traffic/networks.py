@@ -5,18 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from agents.actors.mlp import mlp
 from neurons.lif import CurrentLIF
 from neurons.readout import NonSpikingReadout
-
-
-def mlp(sizes: list[int]) -> nn.Sequential:
-    """ReLU MLP through ``sizes`` (no activation after the last layer)."""
-    layers: list[nn.Module] = []
-    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if k < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 class SpikingQNetwork(nn.Module):

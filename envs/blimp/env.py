@@ -40,7 +40,7 @@ class BlimpAltitudeEnv(gym.Env):
         profile: reference profile name (see :data:`envs.blimp.profiles.PROFILES`).
         duration_s: episode length for profiles whose length is free (random-steps, sine).
         buoyancy: ``neutral``, ``negative``, ``random`` or ``drifting``; ``None`` takes the profile's own.
-        randomize: sample the blimp's parameters per episode (§5.3 ranges).
+        randomize: sample the blimp's parameters per episode (ranges in docs/blimp.md, Environment).
         observation: ``"error"`` or ``"full"``.
         params: nominal :class:`BlimpParameters` (or a mapping of overrides).
         step: Δh of the ``paper-pd`` profile (random from the protocol's set when ``None``).
@@ -127,7 +127,7 @@ class BlimpAltitudeEnv(gym.Env):
         self.thruster.reset()
         self.tick = 0
         self.u_prev = 0.0
-        self.measured = self._measure()
+        self.measured = self._measure(dropout=False)
         return self._observation(), self._info(vertical_force=0.0)
 
     def step(self, action):
@@ -142,7 +142,7 @@ class BlimpAltitudeEnv(gym.Env):
         u = self.thruster.command(float(np.clip(action[0], -1.0, 1.0)) * p.max_command)
         self.model.body_gravcomp[self._body] = gravcomp_for(self.net_weight_schedule[self.tick], p)
         force = 0.0
-        for _ in range(p.substeps):
+        for _ in range(p.tick_substeps(self.np_random)):
             force = self.thruster.step()
             self.data.ctrl[0] = force
             mujoco.mj_step(self.model, self.data)
@@ -191,9 +191,12 @@ class BlimpAltitudeEnv(gym.Env):
                 base = base + rate * self.params.control_dt * np.arange(ticks)
         return base + plan.net_weight_offset
 
-    def _measure(self) -> float:
-        """Rangefinder reading with bias, Gaussian noise, quantisation and range limits, m."""
+    def _measure(self, dropout: bool = True) -> float:
+        """Rangefinder reading with bias, Gaussian noise, quantisation and range limits, m; a dropout (probability
+        ``dropout_probability``) holds the previous reading."""
         p = self.params
+        if dropout and p.dropout_probability and self.np_random.random() < p.dropout_probability:
+            return self.measured
         reading = float(self.data.sensordata[0]) + self.lidar_bias + p.lidar_noise * self.np_random.standard_normal()
         if p.lidar_resolution > 0:
             reading = round(reading / p.lidar_resolution) * p.lidar_resolution

@@ -1,4 +1,4 @@
-"""Physical and drivetrain parameters of the indoor micro-blimp (nominal values of the design reference, §5.3).
+"""Physical and drivetrain parameters of the indoor micro-blimp (nominal values; docs/blimp.md, Environment).
 
 Units: SI (kg, m, s, N) except the motor command ``u``, which is in the deployed code's units (``u ∈ [-10, 10]``;
 the paper's volts are ``0.33 u``).
@@ -35,6 +35,11 @@ class BlimpParameters:
             of the per-episode uniform bias, m.
         lidar_min, lidar_max: rangefinder limits, m.
         physics_dt, control_dt: MuJoCo step and controller period, s (control_dt a multiple of physics_dt).
+        control_jitter: half-width of a uniform jitter of each control period, s (the period is rounded to whole
+            physics steps; 0: every tick lasts control_dt).
+        long_tick_probability, long_tick: chance that a control period lasts ``long_tick`` seconds instead (the
+            real logs show occasional 0.3 s gaps).
+        dropout_probability: chance per tick that the rangefinder returns no new reading (the last one is held).
         floor, ceiling: altitudes that end an episode (contact), m.
     """
 
@@ -60,6 +65,10 @@ class BlimpParameters:
     control_dt: float = 0.1
     floor: float = 0.15
     ceiling: float = 3.5
+    control_jitter: float = 0.0
+    long_tick_probability: float = 0.0
+    long_tick: float = 0.3
+    dropout_probability: float = 0.0
 
     def __post_init__(self) -> None:
         positive = ("mass", "air_density", "max_command", "max_thrust", "rotor_lag", "flip_time", "physics_dt")
@@ -86,13 +95,35 @@ class BlimpParameters:
             raise ValueError(
                 f"blimp parameters need 0 < floor < ceiling, got floor={self.floor}, ceiling={self.ceiling}"
             )
+        if not 0 <= self.control_jitter < self.control_dt:
+            raise ValueError(f"blimp parameter control_jitter must be in [0, control_dt), got {self.control_jitter}")
+        for name in ("long_tick_probability", "dropout_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"blimp parameter {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.long_tick < self.physics_dt:
+            raise ValueError(f"blimp parameter long_tick must be >= physics_dt, got {self.long_tick}")
         if self.lidar_min >= self.lidar_max:
             raise ValueError(f"blimp parameter lidar_min ({self.lidar_min}) must be < lidar_max ({self.lidar_max})")
 
     @property
     def substeps(self) -> int:
-        """Physics steps per control step."""
+        """Physics steps per (nominal) control step."""
         return round(self.control_dt / self.physics_dt)
+
+    @property
+    def timing_varies(self) -> bool:
+        """Whether control periods are drawn per tick (jitter or long ticks)."""
+        return self.control_jitter > 0 or self.long_tick_probability > 0
+
+    def tick_substeps(self, rng: np.random.Generator) -> int:
+        """Physics steps of one control period with the jitter and long ticks applied (``substeps`` without)."""
+        if not self.timing_varies:
+            return self.substeps
+        if self.long_tick_probability and rng.random() < self.long_tick_probability:
+            period = self.long_tick
+        else:
+            period = self.control_dt + rng.uniform(-self.control_jitter, self.control_jitter)
+        return max(1, round(period / self.physics_dt))
 
     @classmethod
     def from_dict(cls, values: dict) -> BlimpParameters:
@@ -107,7 +138,7 @@ class BlimpParameters:
         return cls(**values)
 
     def randomized(self, rng: np.random.Generator) -> BlimpParameters:
-        """A copy with the training randomisation of the design reference (§5.3) applied."""
+        """A copy with the training randomisation (docs/blimp.md, Environment) applied."""
 
         def scale(value: float, spread: float) -> float:
             return float(value * rng.uniform(1 - spread, 1 + spread))

@@ -1,4 +1,4 @@
-"""Reference altitude profiles of the design reference (§5.5), selectable by name.
+"""Reference altitude profiles (docs/blimp.md, Environment), selectable by name.
 
 A profile is sampled per episode into a :class:`ReferencePlan`: the altitude reference and an additive
 net-weight disturbance per control tick, the hold segments that the step metrics are computed over, and the

@@ -9,6 +9,10 @@ Benchmark files are read from a data directory: the ``data_dir`` argument, else 
 environment variable, else ``~/.cache/spikerl/traffic``. The layout is ``<data_dir>/<dataset>/cityflow/<file>``.
 :func:`download` fetches missing files from the public repository (pinned commit) and checks their sha256.
 The data is research data without a stated licence; it is never bundled with this package.
+
+Loading a dataset checks every file against its registered sha256, so a different file under a dataset's name
+is an error (:class:`DatasetChecksumError`) rather than a result labelled with that name; ``verify=False``
+(config ``scenario.verify_sha256: false``, CLI ``--no-verify-data``) accepts edited files.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from envs.errors import UserError
 from envs.traffic.grid import GridSpec, grid_scenario
 from envs.traffic.scenario import Scenario
 
@@ -150,12 +155,16 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
-class UnknownScenarioError(ValueError):
+class UnknownScenarioError(UserError, ValueError):
     """A scenario name that is neither ``gridCxR`` nor a registered dataset."""
 
 
-class DatasetMissingError(FileNotFoundError):
+class DatasetMissingError(UserError, FileNotFoundError):
     """Benchmark files are absent from the data directory."""
+
+
+class DatasetChecksumError(UserError, ValueError):
+    """A benchmark file differs from the registered one (sha256 mismatch)."""
 
 
 def scenario_names() -> list[str]:
@@ -218,8 +227,11 @@ def _dataset(name: str) -> Dataset:
     return DATASETS[name]
 
 
-def load_scenario(name: str, data_directory: str | Path | None = None, grid: GridSpec | None = None) -> Scenario:
-    """Scenario by name: ``gridCxR`` generated from ``grid`` (its cols/rows replaced), or a benchmark dataset."""
+def load_scenario(
+    name: str, data_directory: str | Path | None = None, grid: GridSpec | None = None, verify: bool = True
+) -> Scenario:
+    """Scenario by name: ``gridCxR`` generated from ``grid`` (its cols/rows replaced), or a benchmark dataset
+    (its files checked against the registered sha256 unless ``verify`` is false)."""
     match = GRID_PATTERN.match(name)
     if match:
         spec = grid or GridSpec()
@@ -227,8 +239,18 @@ def load_scenario(name: str, data_directory: str | Path | None = None, grid: Gri
         return grid_scenario(spec, name)
     if name not in DATASETS:
         raise UnknownScenarioError(f"unknown scenario {name!r}; valid: {', '.join(scenario_names())}")
+    dataset = DATASETS[name]
     roadnet, flow = dataset_files(name, data_directory)
-    return Scenario.from_files(name, roadnet, flow)
+    scenario = Scenario.from_files(name, roadnet, flow)
+    for path, remote in ((roadnet, dataset.roadnet), (flow, dataset.flow)):
+        digest = scenario.sources[str(path)]
+        if verify and digest != remote.sha256:
+            raise DatasetChecksumError(
+                f"{path}: sha256 {digest} differs from the registered {remote.sha256} of dataset {name!r}; "
+                "restore the file (python -m envs.traffic.datasets download) or, for deliberately edited data, "
+                "set scenario.verify_sha256: false (--no-verify-data)"
+            )
+    return scenario
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 All ids are CityFlow's: intersections, roads and lanes ``<road>_<k>`` with lane 0 the innermost lane; backends
 translate. Time advances in 1 s simulation steps.
 
-Average travel time (CityFlow's definition, spec §1.4/§2.1): over every vehicle whose scheduled departure has
+Average travel time (CityFlow's definition, docs/traffic.md): over every vehicle whose scheduled departure has
 passed (including vehicles still queued for insertion or driving), the mean of ``arrival - depart`` for finished
 vehicles and ``now - depart`` for the others. Both backends compute it here from the same departure schedule and
 the arrivals they report each second.
@@ -41,9 +41,13 @@ class TravelTimeTracker:
             self._arrived_depart_sum += self.departures[vid]
             self._arrived_time_sum += now
 
+    def started(self, now: float) -> int:
+        """Vehicles scheduled to depart at or before ``now``."""
+        return int(np.searchsorted(self._schedule, now, side="right"))
+
     def average_travel_time(self, now: float) -> float:
         """Mean travel time (s) over vehicles scheduled to depart at or before ``now``; 0 if none."""
-        started = int(np.searchsorted(self._schedule, now, side="right"))
+        started = self.started(now)
         if started == 0:
             return 0.0
         unfinished = (started - self.arrived) * now - (self._prefix[started] - self._arrived_depart_sum)
@@ -93,6 +97,14 @@ class TrafficEngine(ABC):
     @abstractmethod
     def lane_vehicles(self) -> list[list[str]]:
         """Vehicle ids on each watched lane."""
+
+    @abstractmethod
+    def running_near_stop_line(self, reach: float) -> np.ndarray:
+        """``[len(lanes)]`` float32: vehicles at >= 0.1 m/s within ``reach`` metres of each watched lane's end."""
+
+    @abstractmethod
+    def vehicles_in_network(self) -> int:
+        """Vehicles currently driving in the network."""
 
     def average_travel_time(self) -> float:
         return self.travel.average_travel_time(self.time)

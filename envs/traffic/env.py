@@ -9,25 +9,29 @@ approaches). Every ``decision_interval`` seconds each agent picks a phase; when 
 ``yellow_time`` seconds of the yellow phase run first. Reward: ``-queue`` (halting vehicles on the incoming lanes,
 default) or ``-pressure`` (|incoming - outgoing| vehicles) at the end of the interval.
 
-``infos[agent]`` carries the simulator indicators MTLight learns from (targets for the *previous* observation):
-``exit_flow`` (vehicles that crossed into each exit road during the interval), ``leaving_travel_time`` (mean
-seconds those vehicles spent on the approach, measured at decision-step resolution; 0 if none), ``queue``
-(halting per incoming lane). :meth:`metrics` gives the episode metrics: average travel time (CityFlow's
-definition, vehicles still in the network included), throughput and mean queue per incoming lane.
+``infos[agent]`` carries ``queue`` (halting per incoming lane) and, with ``indicators=True``, the simulator
+indicators MTLight learns from (targets for the *previous* observation): ``exit_flow`` (vehicles that crossed into
+each exit road during the interval) and ``leaving_travel_time`` (mean seconds those vehicles spent on the
+approach, measured at decision-step resolution; 0 if none). Tracking them reads every vehicle's road at every
+decision step, so controllers that do not learn from them leave them off. :meth:`metrics` gives the episode
+metrics: average travel time (CityFlow's definition, vehicles still in the network included), throughput and
+mean queue per incoming lane.
+
+A scenario whose flow schedules vehicles but in which none has entered the network one decision interval after
+the first scheduled departure raises :class:`NoVehiclesError` instead of producing an empty-network "result".
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from envs.traffic.engine import TrafficEngine
-from envs.traffic.scenario import YELLOW_PHASE, Scenario
+from envs.traffic.scenario import YELLOW_PHASE, Scenario, ScenarioError
 
 BACKENDS = ("sumo", "cityflow")
 REWARDS = ("queue", "pressure")
@@ -45,7 +49,7 @@ class TrafficEnvSettings:
     horizon: int = 3600
     reward: str = "queue"
     time_to_teleport: int = -1  # SUMO only; -1 disables teleporting (CityFlow has none)
-    cache_dir: str | None = None  # converted SUMO networks / CityFlow config files
+    cache_dir: str | None = None  # converted SUMO networks (default ~/.cache/spikerl/traffic/sumo)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -68,7 +72,11 @@ def make_engine(scenario: Scenario, lanes: list[str], settings: TrafficEnvSettin
         return SumoEngine(scenario, lanes, seed, settings.cache_dir or DEFAULT_CACHE, settings.time_to_teleport)
     from envs.traffic.cityflow_backend import CityFlowEngine
 
-    return CityFlowEngine(scenario, lanes, seed, settings.cache_dir and Path(settings.cache_dir) / "cityflow")
+    return CityFlowEngine(scenario, lanes, seed)
+
+
+class NoVehiclesError(ScenarioError):
+    """The flow schedules vehicles but the simulator put none into the network."""
 
 
 class CrossingTracker:
@@ -119,12 +127,15 @@ class TrafficSignalEnv(ParallelEnv):
 
     metadata = {"name": "spikerl_traffic_signals_v0", "render_modes": []}
 
-    def __init__(self, scenario: Scenario, settings: TrafficEnvSettings | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, scenario: Scenario, settings: TrafficEnvSettings | None = None, seed: int = 0, indicators: bool = True
+    ) -> None:
         self.scenario = scenario
+        self.indicators = indicators
         self.settings = settings or TrafficEnvSettings()
         self.green_phases = scenario.green_phases(self.settings.phases)
         if not scenario.intersections:
-            raise ValueError(f"scenario {scenario.name} has no signalised intersection")
+            raise ScenarioError(f"scenario {scenario.name} has no signalised intersection")
         self.possible_agents = [inter.id for inter in scenario.intersections]
         self.agents: list[str] = []
         lanes: list[str] = []
@@ -137,10 +148,7 @@ class TrafficSignalEnv(ParallelEnv):
         for a, inter in enumerate(scenario.intersections):
             self.incoming[a, : len(inter.incoming_lanes)] = [position[lane] for lane in inter.incoming_lanes]
         self.lane_roads = [lane.rsplit("_", 1)[0] for lane in lanes]
-        self.link_lanes = [
-            [([position[x] for x in start], [position[x] for x in end]) for _, _, _, start, end in inter.links]
-            for inter in scenario.intersections
-        ]
+        self._build_movement_maps(position, len(lanes))
         self.engine = make_engine(scenario, lanes, self.settings, seed)
         self.crossings = CrossingTracker(scenario)
         self.n_phases = len(self.green_phases)
@@ -149,6 +157,36 @@ class TrafficSignalEnv(ParallelEnv):
         self._seed = seed
         self._queue_sum = 0.0
         self._decisions = 0
+        self._first_departure = scenario.vehicles[0].depart if scenario.vehicles else None
+        self._vehicles_seen = False
+
+    def _build_movement_maps(self, position: dict[str, int], n_lanes: int) -> None:
+        """Cached matrices over the lane table (``L + 1`` rows, the last one padding) for the pressure baselines.
+
+        ``movement_in`` / ``movement_out`` ``[M, L + 1]``: mean over a movement's incoming / outgoing lanes (every
+        roadLink of every agent, ``M`` in all); ``movement_phase`` ``[A * n_phases, M]``: 1 where the movement is
+        green in that agent's phase and not green in all of its action phases (always-green right turns add the
+        same to every phase). ``movement_sum_in`` sums instead of averaging the incoming lanes.
+        """
+        agents = self.scenario.intersections
+        rows = [(a, start, end) for a, inter in enumerate(agents) for *_, start, end in inter.links]
+        self.movement_in = np.zeros((len(rows), n_lanes + 1), np.float32)
+        self.movement_out = np.zeros_like(self.movement_in)
+        self.movement_sum_in = np.zeros_like(self.movement_in)
+        offset = {}
+        for m, (a, start, end) in enumerate(rows):
+            offset.setdefault(a, m)
+            for lane in start:
+                self.movement_in[m, position[lane]] += 1.0 / len(start)
+                self.movement_sum_in[m, position[lane]] += 1.0
+            for lane in end:
+                self.movement_out[m, position[lane]] += 1.0 / len(end)
+        self.movement_phase = np.zeros((len(self.possible_agents) * len(self.green_phases), len(rows)), np.float32)
+        for a, inter in enumerate(self.scenario.intersections):
+            common = frozenset.intersection(*(inter.phases[p] for p in self.green_phases))
+            for j, p in enumerate(self.green_phases):
+                for k in inter.phases[p] - common:
+                    self.movement_phase[a * len(self.green_phases) + j, offset[a] + k] = 1.0
 
     @functools.cache  # noqa: B019 - one space per agent, as PettingZoo recommends
     def observation_space(self, agent: str) -> spaces.Box:
@@ -165,17 +203,34 @@ class TrafficSignalEnv(ParallelEnv):
         self.engine.reset(self._seed)
         self.agents = list(self.possible_agents)
         self.current = np.full(len(self.agents), -1, dtype=np.int64)  # -1: yellow (start of episode)
+        self.green_since = np.zeros(len(self.agents), dtype=np.float64)  # sim time the current green started
         self.crossings.reset()
         self._queue_sum, self._decisions = 0.0, 0
+        self._vehicles_seen = False
+        self.lane_table = np.zeros((len(self.lane_roads) + 1, 4), np.float32)  # [L + 1, 4], last row = padding
         self._read_state()
         obs = self._observations()
         return obs, {agent: {} for agent in self.agents}
 
     def _read_state(self) -> None:
-        stats = self.engine.lane_stats()
-        self.lane_table = np.concatenate([stats, np.zeros((1, 4), np.float32)])  # [L + 1, 4], last row = padding
-        vehicles = self.engine.lane_vehicles()
-        self.vehicle_roads = {v: self.lane_roads[k] for k, ids in enumerate(vehicles) for v in ids}
+        self.lane_table[:-1] = self.engine.lane_stats()
+        if self.indicators:
+            vehicles = self.engine.lane_vehicles()
+            self.vehicle_roads = {v: self.lane_roads[k] for k, ids in enumerate(vehicles) for v in ids}
+
+    def _check_vehicles(self) -> None:
+        """Raise :class:`NoVehiclesError` when scheduled vehicles never entered (see the module docstring)."""
+        if self._vehicles_seen or self._first_departure is None:
+            return
+        self._vehicles_seen = self.engine.vehicles_in_network() > 0 or self.engine.throughput > 0
+        deadline = self._first_departure + self.settings.decision_interval
+        if not self._vehicles_seen and self.engine.time > deadline:
+            raise NoVehiclesError(
+                f"scenario {self.scenario.name}: no vehicle entered the network by t={self.engine.time:.0f} s "
+                f"although its flow schedules {len(self.scenario.vehicles)} vehicles from "
+                f"t={self._first_departure:.0f} s; {self.engine.name} dropped them (check the flow's routes and "
+                "vehicle fields)"
+            )
 
     def step(self, actions: dict[str, int]):
         if not self.agents:
@@ -196,20 +251,24 @@ class TrafficSignalEnv(ParallelEnv):
             self.engine.step(settings.yellow_time)
         for a, agent in enumerate(self.possible_agents):
             self.engine.set_phase(agent, self.green_phases[chosen[a]])
+        switched = chosen != self.current
+        self.green_since[switched] = self.engine.time
         self.engine.step(settings.decision_interval - (settings.yellow_time if changing.any() else 0))
         self.current = chosen
         self._read_state()
-        flow, travel = self.crossings.update(self.vehicle_roads, self.engine.time, settings.decision_interval)
+        self.engine.throughput  # noqa: B018 - lets CityFlow's engine register the arrivals of this interval
+        self._check_vehicles()
         queues = self.lane_table[self.incoming, 1]  # [A, max_lanes]
         rewards = -self._pressure() if settings.reward == "pressure" else -queues.sum(axis=1)
         self._queue_sum += float(queues.sum() / max(1, np.count_nonzero(self.incoming < len(self.lane_roads))))
         self._decisions += 1
         done = self.engine.time >= settings.horizon
         obs = self._observations()
-        infos = {
-            agent: {"exit_flow": flow[a], "leaving_travel_time": float(travel[a]), "queue": queues[a]}
-            for a, agent in enumerate(self.possible_agents)
-        }
+        infos = {agent: {"queue": queues[a]} for a, agent in enumerate(self.possible_agents)}
+        if self.indicators:
+            flow, travel = self.crossings.update(self.vehicle_roads, self.engine.time, settings.decision_interval)
+            for a, agent in enumerate(self.possible_agents):
+                infos[agent].update(exit_flow=flow[a], leaving_travel_time=float(travel[a]))
         result = (
             obs,
             {agent: float(rewards[a]) for a, agent in enumerate(self.possible_agents)},
@@ -222,24 +281,31 @@ class TrafficSignalEnv(ParallelEnv):
         return result
 
     def _pressure(self) -> np.ndarray:
+        """``[A]`` intersection pressure: |sum over movements of (vehicles on the incoming lanes - mean vehicles on
+        the outgoing lanes)|."""
         counts = self.lane_table[:, 0]
-        return np.array(
-            [abs(sum(counts[s].sum() - counts[e].mean() for s, e in links if s and e)) for links in self.link_lanes],
-            dtype=np.float32,
-        )
+        movement = self.movement_sum_in @ counts - self.movement_out @ counts
+        per_agent = np.add.reduceat(movement, self._agent_offsets)
+        return np.abs(per_agent).astype(np.float32)
 
-    def phase_pressures(self) -> np.ndarray:
-        """``[A, n_phases]`` MaxPressure pressures: per green phase, the sum over its movements of (mean vehicles on
-        the movement's incoming lanes - mean vehicles on its outgoing lanes)."""
-        counts = self.lane_table[:, 0]
-        movement = [np.array([counts[s].mean() - counts[e].mean() for s, e in links]) for links in self.link_lanes]
-        return np.array(
-            [
-                [movement[a][sorted(inter.phases[p])].sum() for p in self.green_phases]
-                for a, inter in enumerate(self.scenario.intersections)
-            ],
-            dtype=np.float32,
-        )
+    @functools.cached_property
+    def _agent_offsets(self) -> np.ndarray:
+        return np.cumsum([0] + [len(inter.links) for inter in self.scenario.intersections[:-1]])
+
+    def phase_pressures(self, feature: int = 0) -> np.ndarray:
+        """``[A, n_phases]`` pressures: per green phase, the sum over its movements (those not green in every
+        phase) of (mean ``feature`` on the movement's incoming lanes - mean on its outgoing lanes). ``feature`` 0:
+        vehicles (MaxPressure), 1: halting vehicles (efficient pressure, Advanced-MP)."""
+        values = self.lane_table[:, feature]
+        movement = self.movement_in @ values - self.movement_out @ values
+        return (self.movement_phase @ movement).reshape(len(self.possible_agents), self.n_phases)
+
+    def phase_running_demand(self, reach: float) -> np.ndarray:
+        """``[A, n_phases]``: per green phase, moving vehicles within ``reach`` metres of the stop line on the
+        incoming lanes of its movements (Advanced-MP's effective running vehicles)."""
+        running = np.append(self.engine.running_near_stop_line(reach), np.float32(0.0))
+        movement = self.movement_sum_in @ running
+        return (self.movement_phase @ movement).reshape(len(self.possible_agents), self.n_phases)
 
     def observation_matrix(self) -> np.ndarray:
         """All agents' observations, ``[A, obs_dim]``."""

@@ -1,6 +1,6 @@
 """Synthetic N x M grid scenarios in the benchmark template (the built-in default; no download needed).
 
-Layout (same conventions as the Jinan/Hangzhou/New York files, spec §2.2): signalised intersections
+Layout (same conventions as the Jinan/Hangzhou/New York files, docs/traffic.md): signalised intersections
 ``intersection_i_j`` for ``i = 1..cols``, ``j = 1..rows`` at ``(x, y) = ((i-1) L, (j-1) L)``, virtual boundary
 nodes around them, road ``road_i_j_d`` leaving ``intersection_i_j`` heading ``d`` (0 east, 1 north, 2 west,
 3 south). Every road has 3 lanes (0 left-turn, 1 straight, 2 right-turn) at ``max_speed``. Each intersection has
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.traffic.scenario import Scenario
+from envs.traffic.scenario import Scenario, ScenarioError
 
 DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1))  # heading d -> unit step (east, north, west, south)
 VEHICLE = {
@@ -65,14 +65,14 @@ class GridSpec:
 
     def __post_init__(self) -> None:
         if self.cols < 1 or self.rows < 1:
-            raise ValueError(f"a grid needs cols, rows >= 1, got {self.cols}x{self.rows}")
+            raise ScenarioError(f"a grid needs cols, rows >= 1, got {self.cols}x{self.rows}")
         if self.road_length < 50:
-            raise ValueError(f"road_length must be >= 50 m, got {self.road_length}")
+            raise ScenarioError(f"road_length must be >= 50 m, got {self.road_length}")
         if min(self.demand_we, self.demand_ns, self.peak_factor) < 0:
-            raise ValueError("demand and peak_factor must be >= 0")
+            raise ScenarioError("demand and peak_factor must be >= 0")
         ratios = np.asarray(self.turn_ratios, dtype=float)
         if ratios.shape != (3,) or ratios.min() < 0 or not np.isclose(ratios.sum(), 1.0):
-            raise ValueError(f"turn_ratios must be 3 non-negative numbers summing to 1, got {self.turn_ratios}")
+            raise ScenarioError(f"turn_ratios must be 3 non-negative numbers summing to 1, got {self.turn_ratios}")
 
 
 def _node(i: int, j: int) -> str:

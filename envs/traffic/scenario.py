@@ -1,6 +1,6 @@
 """Traffic scenarios in the CityFlow format (roadnet JSON + flow JSON), validated, with derived intersection views.
 
-The roadnet format (spec §2.2): ``{"intersections": [...], "roads": [...]}``. Every signalised (non-virtual)
+The roadnet format (docs/traffic.md): ``{"intersections": [...], "roads": [...]}``. Every signalised (non-virtual)
 intersection lists ``roadLinks`` (movements ``startRoad -> endRoad`` with lane-level ``laneLinks``) and a
 ``trafficLight`` whose ``lightphases[k].availableRoadLinks`` are the movements that are green in phase ``k``.
 The benchmark template, which the grid generator also writes, uses phase 0 as the yellow / all-red phase
@@ -11,6 +11,14 @@ Lane ids are ``<road_id>_<lane_index>`` with CityFlow's lane order: lane 0 is th
 A flow file is a list of entries ``{vehicle: {...}, route: [road ids], interval, startTime, endTime}``; each entry
 spawns a vehicle at ``startTime, startTime + interval, ... <= endTime`` named ``flow_<entry>_<k>`` (CityFlow's
 naming).
+
+Validation covers every field CityFlow's loader reads (it accepts a file with a missing field, then crashes or
+silently drops vehicles), so a file that passes here runs on both backends: roads need ``id``,
+``startIntersection``, ``endIntersection``, ``points`` (``x``, ``y``) and ``lanes`` (``width``, ``maxSpeed``);
+intersections need ``id``, ``point``, ``virtual`` and ``roads``, and signalised ones also ``width``,
+``roadLinks`` and ``trafficLight.lightphases`` (``time``, ``availableRoadLinks``); flow vehicles need the nine
+:data:`VEHICLE_FIELDS`, and ``startTime`` / ``endTime`` must be whole seconds (CityFlow reads them as integers
+and silently replaces anything else by 0 and -1).
 """
 
 from __future__ import annotations
@@ -21,13 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-VEHICLE_FIELDS = ("length", "width", "maxPosAcc", "maxNegAcc", "usualPosAcc", "usualNegAcc", "minGap", "maxSpeed")
+from envs.errors import UserError
+
+VEHICLE_FIELDS = (
+    "length", "width", "maxPosAcc", "maxNegAcc", "usualPosAcc", "usualNegAcc", "minGap", "maxSpeed", "headwayTime",
+)  # fmt: skip
 TURN_TYPES = ("go_straight", "turn_left", "turn_right")
 YELLOW_PHASE = 0  # index of the yellow / all-red light phase in the benchmark template
 PHASE_SETS = {4: (1, 2, 3, 4), 8: (1, 2, 3, 4, 5, 6, 7, 8)}  # light-phase indices used as actions
 
 
-class ScenarioError(ValueError):
+class ScenarioError(UserError, ValueError):
     """A roadnet or flow file is malformed; the message names the file and the offending field."""
 
 
@@ -64,6 +76,7 @@ def validate_roadnet(roadnet: Any, source: str = "roadnet") -> None:
         if not lanes:
             raise ScenarioError(f"{source}: {where}.lanes: a road needs at least one lane")
         for k, lane in enumerate(lanes):
+            _require(lane, "width", float, f"{where}.lanes[{k}]", source)
             _require(lane, "maxSpeed", float, f"{where}.lanes[{k}]", source)
         road_lanes[rid] = len(lanes)
     ids = set()
@@ -73,8 +86,12 @@ def validate_roadnet(roadnet: Any, source: str = "roadnet") -> None:
         _require(inter, "point", dict, where, source)
         _require(inter["point"], "x", float, f"{where}.point", source)
         _require(inter["point"], "y", float, f"{where}.point", source)
+        for road in _require(inter, "roads", list, where, source):
+            if not isinstance(road, str) or road not in road_lanes:
+                raise ScenarioError(f"{source}: {where}.roads: unknown road {road!r}")
         if _require(inter, "virtual", bool, where, source):
             continue
+        _require(inter, "width", float, where, source)
         links = _require(inter, "roadLinks", list, where, source)
         for k, link in enumerate(links):
             lw = f"{where}.roadLinks[{k}]"
@@ -84,6 +101,9 @@ def validate_roadnet(roadnet: Any, source: str = "roadnet") -> None:
                 if _require(link, key, str, lw, source) not in road_lanes:
                     raise ScenarioError(f"{source}: {lw}.{key}: unknown road {link[key]!r}")
             for m, lane_link in enumerate(_require(link, "laneLinks", list, lw, source)):
+                for p, point in enumerate(lane_link.get("points", []) if isinstance(lane_link, dict) else []):
+                    _require(point, "x", float, f"{lw}.laneLinks[{m}].points[{p}]", source)
+                    _require(point, "y", float, f"{lw}.laneLinks[{m}].points[{p}]", source)
                 for key, road in (("startLaneIndex", link["startRoad"]), ("endLaneIndex", link["endRoad"])):
                     index = _require(lane_link, key, int, f"{lw}.laneLinks[{m}]", source)
                     if not 0 <= index < road_lanes[road]:
@@ -94,6 +114,7 @@ def validate_roadnet(roadnet: Any, source: str = "roadnet") -> None:
         light = _require(inter, "trafficLight", dict, where, source)
         for p, phase in enumerate(_require(light, "lightphases", list, f"{where}.trafficLight", source)):
             pw = f"{where}.trafficLight.lightphases[{p}]"
+            _require(phase, "time", float, pw, source)
             for index in _require(phase, "availableRoadLinks", list, pw, source):
                 if not isinstance(index, int) or not 0 <= index < len(links):
                     raise ScenarioError(f"{source}: {pw}.availableRoadLinks: {index!r} is not a roadLinks index")
@@ -118,19 +139,21 @@ def validate_flows(flows: Any, road_ids: set[str], source: str = "flow") -> None
         for road in route:
             if road not in road_ids:
                 raise ScenarioError(f"{source}: {where}.route: unknown road {road!r}")
-        start = _require(entry, "startTime", float, where, source)
-        end = _require(entry, "endTime", float, where, source)
+        start = _require(entry, "startTime", int, where, source)
+        end = _require(entry, "endTime", int, where, source)
         interval = _require(entry, "interval", float, where, source)
         if end < start or interval <= 0:
             raise ScenarioError(f"{source}: {where}: need startTime <= endTime and interval > 0")
 
 
-def load_json(path: Path) -> Any:
+def load_json(path: Path) -> tuple[Any, str]:
+    """Parsed JSON of ``path`` and the sha256 of its bytes."""
     if not path.is_file():
         raise FileNotFoundError(f"scenario file not found: {path}")
+    data = path.read_bytes()
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        return json.loads(data), hashlib.sha256(data).hexdigest()
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ScenarioError(f"{path}: not valid JSON: {err}") from err
 
 
@@ -163,7 +186,10 @@ class Intersection:
 
 
 class Scenario:
-    """A validated CityFlow roadnet + flow pair with derived views (intersections, vehicles, road graph)."""
+    """A validated CityFlow roadnet + flow pair with derived views (intersections, vehicles, road graph).
+
+    ``sources``: ``{path: sha256}`` of the files it was read from (empty for a generated scenario).
+    """
 
     def __init__(
         self, name: str, roadnet: dict, flows: list, roadnet_source: str = "roadnet", flow_source: str = "flow"
@@ -174,13 +200,18 @@ class Scenario:
         self.roadnet = roadnet
         self.flows = flows
         self.roads = {road["id"]: road for road in roadnet["roads"]}
+        self.nodes = {inter["id"]: inter for inter in roadnet["intersections"]}
         self.intersections = [self._intersection(inter) for inter in roadnet["intersections"] if not inter["virtual"]]
         self.intersections = [inter for inter in self.intersections if inter.links]
         self.vehicles = self._expand_flows()
+        self.sources: dict[str, str] = {}
 
     @classmethod
     def from_files(cls, name: str, roadnet_path: Path, flow_path: Path) -> Scenario:
-        return cls(name, load_json(roadnet_path), load_json(flow_path), str(roadnet_path), str(flow_path))
+        (roadnet, roadnet_sha), (flows, flow_sha) = load_json(roadnet_path), load_json(flow_path)
+        scenario = cls(name, roadnet, flows, str(roadnet_path), str(flow_path))
+        scenario.sources = {str(roadnet_path): roadnet_sha, str(flow_path): flow_sha}
+        return scenario
 
     def fingerprint(self) -> str:
         """Short content hash (used to cache converted SUMO files)."""
@@ -196,6 +227,11 @@ class Scenario:
     def road_length(self, road: str) -> float:
         points = self.roads[road]["points"]
         return sum(((b["x"] - a["x"]) ** 2 + (b["y"] - a["y"]) ** 2) ** 0.5 for a, b in zip(points[:-1], points[1:]))
+
+    def node_width(self, intersection: str) -> float:
+        """Width (m) of a signalised intersection; 0 for a virtual one."""
+        node = self.nodes[intersection]
+        return 0.0 if node["virtual"] else float(node["width"])
 
     def _intersection(self, inter: dict) -> Intersection:
         links = []
@@ -229,11 +265,13 @@ class Scenario:
         )
 
     def _next_roads(self) -> dict[str, list[str]]:
-        """Road graph: road -> roads reachable through a roadLink at its end intersection."""
+        """Road graph: road -> roads reachable through a roadLink (with at least one lane link, as CityFlow's
+        router requires) at its end intersection."""
         graph: dict[str, list[str]] = {road: [] for road in self.roads}
         for inter in self.roadnet["intersections"]:
             for link in inter.get("roadLinks") or []:
-                graph[link["startRoad"]].append(link["endRoad"])
+                if link["laneLinks"]:
+                    graph[link["startRoad"]].append(link["endRoad"])
         return graph
 
     def _complete_route(self, route: list[str], where: str, graph: dict[str, list[str]]) -> tuple[str, ...]:

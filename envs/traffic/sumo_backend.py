@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.traffic.engine import TrafficEngine
+from envs.traffic.engine import HALTING_SPEED, TrafficEngine
 from envs.traffic.scenario import YELLOW_PHASE, Scenario
 from envs.traffic.sumo_net import SumoError, build_sumo_scenario, sumo_binary, sumo_home
 
@@ -147,6 +147,22 @@ class SumoEngine(TrafficEngine):
     def lane_vehicles(self) -> list[list[str]]:
         lane = _libsumo().lane
         return [list(lane.getLastStepVehicleIDs(sumo_lane)) for sumo_lane in self._sumo_lanes]
+
+    def running_near_stop_line(self, reach: float) -> np.ndarray:
+        libsumo = _libsumo()
+        lane, vehicle = libsumo.lane, libsumo.vehicle
+        counts = np.zeros(len(self.lanes), dtype=np.float32)
+        for row, sumo_lane in enumerate(self._sumo_lanes):
+            end = lane.getLength(sumo_lane) - reach
+            counts[row] = sum(
+                1
+                for v in lane.getLastStepVehicleIDs(sumo_lane)
+                if vehicle.getSpeed(v) >= HALTING_SPEED and vehicle.getLanePosition(v) >= end
+            )
+        return counts
+
+    def vehicles_in_network(self) -> int:
+        return int(_libsumo().vehicle.getIDCount())
 
     def close(self) -> None:
         if self._started:

@@ -1,6 +1,6 @@
 """CityFlow scenario -> SUMO network and routes (plain XML + ``netconvert``).
 
-Mapping (spec §2.4, written from the format descriptions):
+Mapping (docs/traffic.md, SUMO conversion; written from the format descriptions):
 
 * nodes: every intersection; signalised ones are ``traffic_light`` nodes with a TLS of the same id, virtual ones
   ``priority`` nodes; coordinates kept (``--offset.disable-normalization``).
@@ -15,7 +15,7 @@ Mapping (spec §2.4, written from the format descriptions):
   which the environment overrides.
 * routes: one ``<vehicle>`` per expanded flow vehicle, same id (``flow_<entry>_<k>``), departure second and full
   edge list; one ``vType`` per distinct CityFlow vehicle parameter set with ``accel = usualPosAcc``,
-  ``decel = usualNegAcc``, ``emergencyDecel = maxNegAcc``, ``tau = headwayTime`` (default 2 s) and ``sigma = 0``:
+  ``decel = usualNegAcc``, ``emergencyDecel = maxNegAcc``, ``tau = headwayTime`` and ``sigma = 0``:
   CityFlow drivers are deterministic, so SUMO's Krauss driver imperfection is switched off for parity.
   Vehicles enter on the best lane for their route at the highest safe speed.
 """
@@ -31,8 +31,6 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from envs.traffic.scenario import YELLOW_PHASE, Scenario
-
-DEFAULT_HEADWAY = 2.0
 
 
 class SumoError(RuntimeError):
@@ -117,9 +115,8 @@ def plain_xml(scenario: Scenario) -> dict[str, str]:
     for road in scenario.roadnet["roads"]:
         lanes = road["lanes"]
         speed = max(lane["maxSpeed"] for lane in lanes)
-        width = lanes[0].get("width", 3.2)
         lane_xml = "".join(
-            f'\n    <lane index="{len(lanes) - 1 - k}" speed="{lane["maxSpeed"]}" width="{lane.get("width", width)}"/>'
+            f'\n    <lane index="{len(lanes) - 1 - k}" speed="{lane["maxSpeed"]}" width="{lane["width"]}"/>'
             for k, lane in enumerate(lanes)
         )
         edges.append(
@@ -179,7 +176,7 @@ def routes_xml(scenario: Scenario) -> str:
                 f'  <vType id="{types[key]}" length="{p["length"]}" width="{p["width"]}" minGap="{p["minGap"]}" '
                 f'maxSpeed="{p["maxSpeed"]}" accel="{p["usualPosAcc"]}" decel="{p["usualNegAcc"]}" '
                 f'emergencyDecel="{max(p["maxNegAcc"], p["usualNegAcc"])}" '
-                f'tau="{p.get("headwayTime", DEFAULT_HEADWAY)}" sigma="0"/>'
+                f'tau="{p["headwayTime"]}" sigma="0"/>'
             )
         body.append(
             f'  <vehicle id="{vehicle.id}" type="{types[key]}" depart="{vehicle.depart:.2f}" departLane="best" '

@@ -1,0 +1,120 @@
+"""Multi-seed traffic comparison: train every learning agent for every seed and scenario, evaluate, aggregate.
+
+Usage::
+
+    python -m experiments.traffic_seeds --config experiments/mtlight_cityflow.yaml --out RUNS \\
+        --scenario jinan_3x4 hangzhou_4x4 --seeds 0 1 2
+
+Per (scenario, agent, seed) the run directory is ``<out>/<scenario>_<label>_s<seed>``; a finished run (its
+evaluation exists) is skipped and an interrupted one resumes from its latest checkpoint, so the command can be
+rerun until everything is done. Agents: MTLight, its DQN ablation and MTLight with the spiking Q-network. Each
+trained run gets one greedy evaluation episode (seed 1000) with the baselines for comparison (FixedTime,
+MaxPressure, Advanced-MP at their config settings). Writes ``<out>/summary.md``: per scenario and controller,
+mean ± std over seeds of the evaluation travel time, and the learning curves (travel time per training
+episode, mean over seeds) as ``<out>/<scenario>_curves.png``. ``--set`` overrides pass through (e.g. a smoke run:
+``--set train.episodes=1 --set env.horizon=300``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from train_agent import main as cli
+
+AGENTS = {"mtlight": [], "dqn": ["--agent", "dqn"], "mtlight_spiking": ["--set", "agent.q_network=spiking"]}
+BASELINES = ("fixedtime", "maxpressure", "advanced_mp")
+EVAL_SEED = 1000
+
+
+def run_all(
+    config: Path, out: Path, scenarios: list[str], seeds: list[int], overrides: list[str]
+) -> list[tuple[str, str, Path]]:
+    """Train (or resume, or skip) and evaluate every run; returns ``(scenario, agent label, run directory)``."""
+    runs = []
+    sets = [item for value in overrides for item in ("--set", value)]
+    for scenario in scenarios:
+        for label, flags in AGENTS.items():
+            for seed in seeds:
+                run = out / f"{scenario}_{label}_s{seed}"
+                runs.append((scenario, label, run))
+                if (run / "traffic_eval.json").is_file():
+                    continue
+                if (run / "checkpoints" / "LATEST").is_file():
+                    command = ["traffic", "--resume", str(run)]
+                else:
+                    command = ["traffic", "--config", str(config), "--scenario", scenario, "--seed", str(seed)]
+                    command += [*flags, *sets, "--run-dir", str(run)]
+                if not (run / "model.zip").is_file() and cli([*command, "--no-progress"]) != 0:
+                    raise SystemExit(f"training failed: {' '.join(command)}")
+                compare = ["--compare", *BASELINES] if seed == seeds[0] else []
+                if cli(["traffic-eval", str(run), "--seed", str(EVAL_SEED), *compare]) != 0:
+                    raise SystemExit(f"evaluation failed: {run}")
+    return runs
+
+
+def summarise(runs: list[tuple[str, str, Path]], out: Path) -> str:
+    """Markdown summary (mean ± std over seeds) and learning-curve plots; returns the Markdown text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from experiments.traffic_training import TrafficRunDirectory
+
+    table: dict[str, dict[str, list[float]]] = {}
+    curves: dict[str, dict[str, list[np.ndarray]]] = {}
+    for scenario, agent, run in runs:
+        if not (run / "traffic_eval.json").is_file():
+            continue
+        results = json.loads((run / "traffic_eval.json").read_text())
+        for name, episodes in results.items():
+            if name in BASELINES and agent != next(iter(AGENTS)):
+                continue  # deterministic baselines: counted once
+            key = agent if name not in BASELINES else name
+            table.setdefault(scenario, {}).setdefault(key, []).append(episodes[0]["average_travel_time"])
+        rows = TrafficRunDirectory(run).read_episodes()
+        curve = np.array([float(row["average_travel_time"]) for row in rows])
+        curves.setdefault(scenario, {}).setdefault(agent, []).append(curve)
+    lines = ["| scenario | controller | runs | average travel time (s), mean ± std |", "|---|---|---|---|"]
+    for scenario, controllers in table.items():
+        for name, values in controllers.items():
+            lines.append(f"| {scenario} | {name} | {len(values)} | {np.mean(values):.1f} ± {np.std(values):.1f} |")
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for agent, series in curves[scenario].items():
+            length = min(len(c) for c in series)
+            stacked = np.stack([c[:length] for c in series])
+            episodes = np.arange(1, length + 1)
+            axis.plot(episodes, stacked.mean(axis=0), label=f"{agent} ({len(series)} seeds)")
+            axis.fill_between(episodes, stacked.min(axis=0), stacked.max(axis=0), alpha=0.2)
+        axis.set_xlabel("training episode")
+        axis.set_ylabel("average travel time (s)")
+        axis.set_title(scenario)
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(out / f"{scenario}_curves.png", dpi=120)
+        plt.close(figure)
+    text = "\n".join(lines) + "\n"
+    (out / "summary.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.traffic_seeds", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, default=Path(__file__).with_name("mtlight_cityflow.yaml"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scenario", nargs="+", default=["jinan_3x4", "hangzhou_4x4"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs = run_all(args.config, args.out, args.scenario, args.seeds, args.set)
+    print(summarise(runs, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,249 @@
+"""Structured SNN-I genome, pair fitness terms, pickle-free evolution checkpoints, evaluation options (control
+jitter, sensor dropouts) and the Wilcoxon comparison against the PID."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import run_cli
+
+from agents.blimp.closed_loop import flight_loss
+from agents.blimp.config import load_evolve_config
+from agents.blimp.evolution import EvolutionRun, _new_strategy
+from agents.blimp.integrator import integrator_genome
+from agents.blimp.snn import SNNArchitecture, SNNPopulation
+from agents.blimp.structured import GAIN_STEP, SharedGenome, StructuredGenome
+from envs.blimp import BlimpAltitudeEnv
+from experiments.blimp_eval import wilcoxon_rows
+
+TINY = [
+    "--set", "network.hidden=10", "--set", "data.train_windows=3", "--set", "data.window_s=25",
+    "--set", "data.test_s=40", "--set", "evolution.popsize=12", "--set", "evolution.test_every=10",
+    "--set", "evolution.checkpoint_every=10", "--set", "network.genome=structured", "--no-progress",
+]  # fmt: skip
+
+
+def normalised(space: StructuredGenome, values: dict[str, list[float]]) -> np.ndarray:
+    """Per-pair parameter values -> normalised structured genes ``[G]``."""
+    parts = []
+    for gene in space.genes:
+        b = gene.block
+        parts.append((np.asarray(values[b.name], dtype=np.float64).reshape(-1) - b.low) / (b.high - b.low))
+    return np.concatenate(parts)
+
+
+def test_structured_genome_expands_to_balanced_blocks() -> None:
+    arch = SNNArchitecture(hidden=4, variant="lif", readout_decay_max=0.3)
+    space = StructuredGenome(arch)
+    assert space.size == 9 * 2 + 1 and StructuredGenome(SNNArchitecture(40)).size == 181
+    values = {
+        "enc_weight": [0.5, -1.0], "enc_bias": [0.3, 0.6], "enc_mem_decay": [0.95, 0.5],
+        "enc_threshold": [1.0, 2.0], "hid_gain": [0.01, -0.2], "hid_syn_decay": [1.0, 0.25],
+        "hid_mem_decay": [0.9, 0.0], "hid_threshold": [0.5, 4.0], "dec_weight": [0.3, -0.8], "dec_decay": [0.3],
+    }  # fmt: skip
+    full = arch.decode(space.expand(normalised(space, values)))
+    expected = {
+        "enc_weight": [0.5, -1.0], "enc_bias": [0.3, 0.6], "enc_mem_decay": [0.95, 0.95, 0.5, 0.5],
+        "enc_threshold": [1.0, 1.0, 2.0, 2.0],
+        "hid_weight": [[[0.01, -0.01], [-0.01, 0.01]], [[-0.2, 0.2], [0.2, -0.2]]],
+        "hid_syn_decay": [1.0, 1.0, 0.25, 0.25], "hid_mem_decay": [0.9, 0.9, 0.0, 0.0],
+        "hid_threshold": [0.5, 0.5, 4.0, 4.0], "dec_weight": [0.3, -0.3, -0.8, 0.8], "dec_decay": [0.3],
+    }  # fmt: skip
+    assert set(full) == set(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(full[name][0].numpy(), value, atol=1e-12, err_msg=name)
+    # IWTA networks expand with zero threshold-adaptation weights and decays
+    iwta = SNNArchitecture(hidden=4, variant="iwta", readout_decay_max=0.3)
+    decoded = iwta.decode(StructuredGenome(iwta).expand(normalised(space, values)))
+    assert decoded["th_weight"].abs().max() == 0 and decoded["th_decay"].abs().max() == 0
+    # the per-gene CMA step sizes: the hidden gains step GAIN_STEP x sigma0, the rest sigma0
+    steps = space.steps()
+    assert steps[8:10].tolist() == [GAIN_STEP, GAIN_STEP] and (np.delete(steps, [8, 9]) == 1.0).all()
+
+
+def test_the_hand_set_integrator_lies_in_the_structured_space() -> None:
+    arch = SNNArchitecture(hidden=40, variant="lif", readout_decay_max=0.3)
+    space = StructuredGenome(arch)
+    k, gain = 20, 0.075
+    threshold = np.linspace(0.5, 1.5, k)
+    values = {
+        "enc_weight": [0.5] * k, "enc_bias": np.linspace(0.3, 0.7, k), "enc_mem_decay": [0.95] * k,
+        "enc_threshold": [1.0] * k, "hid_gain": gain * threshold / (k * 0.3 * 2 * 0.5), "hid_syn_decay": [1.0] * k,
+        "hid_mem_decay": [0.95] * k, "hid_threshold": threshold, "dec_weight": [0.3] * k, "dec_decay": [0.3],
+    }  # fmt: skip
+    np.testing.assert_allclose(space.expand(normalised(space, values))[0], integrator_genome(arch, gain), atol=1e-12)
+
+
+def test_shared_genome_spreads_each_parameter_over_the_pairs() -> None:
+    """x_k = c + (2 s - 1) u_k / 2 with u = (-1, 0, 1) for 3 pairs; c = 0.5, s = 0.7 gives 0.3, 0.5, 0.7."""
+    arch = SNNArchitecture(hidden=6, variant="lif", readout_decay_max=0.3)
+    space = SharedGenome(arch)
+    assert space.size == 19 and SharedGenome(SNNArchitecture(40)).size == 19
+    genes = np.full(19, 0.5)
+    genes[1] = 0.7  # enc_weight spread
+    genes[9] = 1.0  # hid_gain spread: the full ±0.5 -> clipped at 1 for the last pair
+    genes[18] = 0.5  # readout retention 0.15
+    values = space.values(genes)
+    np.testing.assert_allclose(values["enc_weight"][0], -2 + 4 * np.array([0.3, 0.5, 0.7]))
+    np.testing.assert_allclose(values["hid_gain"][0], -2 + 4 * np.array([0.0, 0.5, 1.0]))
+    np.testing.assert_allclose(values["enc_bias"][0], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(values["dec_decay"][0], [0.15])
+    full = arch.decode(space.expand(genes))
+    np.testing.assert_allclose(full["hid_weight"][0, 2].numpy(), [[2.0, -2.0], [-2.0, 2.0]])
+    assert space.steps()[8:10].tolist() == [GAIN_STEP, GAIN_STEP]
+
+
+def test_balanced_pairs_do_not_drift_at_zero_error() -> None:
+    """With τ_syn = 1 a pair's hidden currents are a (n+ - n-) and -a (n+ - n-): exactly 0 for e = 0, whatever the
+    gene values; a constant error winds them up with opposite signs."""
+    arch = SNNArchitecture(hidden=10, variant="lif", readout_decay_max=0.3)
+    space = StructuredGenome(arch)
+    genes = space.initial_genome(np.random.default_rng(3))
+    k = 5
+    genes[2 * k : 3 * k] = 0.95  # encoding τ_mem: every pair fires on its bias alone
+    genes[5 * k : 6 * k] = 1.0  # hidden τ_syn = 1: the synapses integrate
+    net = SNNPopulation(arch, space.expand(genes))
+    net.run(np.zeros(300))
+    assert (net.spike_counts["encoding"][0] > 0).all()
+    torch.testing.assert_close(net.hidden.current, torch.zeros_like(net.hidden.current), atol=1e-12, rtol=0)
+    net.reset()
+    net.run(np.full(200, 0.3))
+    current = net.hidden.current[0].view(-1, 2)
+    torch.testing.assert_close(current[:, 0], -current[:, 1], atol=1e-12, rtol=0)
+    assert current.abs().max() > 0.01
+
+
+def test_short_structured_evolution_improves_fitness_with_per_gene_steps(tmp_path: Path) -> None:
+    run = tmp_path / "structured"
+    assert run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", run, "--generations", 30, *TINY) == 0
+    rows = list(csv.DictReader((run / "progress.csv").open()))
+    assert float(rows[-1]["best_test_loss"]) < float(rows[0]["best_test_loss"]) - 0.05
+    config = EvolutionRun(run).load_config()
+    space = config.network.search_space()
+    best = np.load(run / "best.npz")
+    assert best["genes"].shape == (space.size,) and best["genome"].shape == (config.network.architecture().size,)
+    np.testing.assert_array_equal(space.expand(best["genes"])[0], best["genome"])
+    es = _new_strategy(config, space.initial_genome(np.random.default_rng(0)))
+    np.testing.assert_allclose(es.sigma_vec.scaling, space.steps())  # CMA_stds reach pycma
+    # a structured run can start from another structured run (its search genes)
+    code = run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", tmp_path / "again",
+                   "--generations", 0, *TINY, "--set", f"fitness.init={run}")  # fmt: skip
+    assert code == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "again" / "best.npz")["genes"], best["genes"])
+
+
+def test_an_interrupted_run_resumes_into_the_uninterrupted_search(tmp_path: Path) -> None:
+    """The checkpoint holds no pickled pycma object: resuming replays ask/tell with the saved fitness values, and
+    the search goes on exactly as if it had never stopped."""
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", whole, "--generations", 20,
+                   *TINY) == 0  # fmt: skip
+    assert run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", split, "--generations", 10,
+                   *TINY) == 0  # fmt: skip
+    assert run_cli("evolve", "--resume", split, "--generations", 20, "--no-progress") == 0
+    for name in ("genome", "genes", "test_loss"):
+        np.testing.assert_array_equal(np.load(split / "best.npz")[name], np.load(whole / "best.npz")[name])
+    a, b = EvolutionRun(whole).load_checkpoint(), EvolutionRun(split).load_checkpoint()
+    np.testing.assert_array_equal(a.losses, b.losses)
+    np.testing.assert_array_equal(a.mean, b.mean)
+    assert not list(split.glob("*.pkl"))
+
+
+class Payload:
+    """Unpickling this writes a marker file: the proof that a loader executed pickle code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "executed"))
+
+
+@pytest.mark.parametrize("target", ["checkpoint.pkl", "checkpoint.npz"])
+def test_a_malicious_pickle_checkpoint_is_not_executed(target: str, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", run, "--generations", 10, *TINY) == 0
+    marker = tmp_path / "pwned"
+    if target == "checkpoint.pkl":  # an old-style checkpoint in place of the JSON + NPZ pair
+        (run / "checkpoint.json").unlink()
+        (run / "checkpoint.npz").unlink()
+    (run / target).write_bytes(pickle.dumps(Payload(marker)))
+    assert run_cli("evolve", "--resume", run) == 2
+    err = capsys.readouterr().err
+    assert not marker.exists()
+    assert err.count("\n") == 1 and (
+        "is a pickle (loading it could run arbitrary code), so it is not loaded" in err
+        if target == "checkpoint.pkl"
+        else "checkpoint.json is corrupt" in err
+    )
+
+
+def test_pair_fitness_adds_overshoot_and_flips() -> None:
+    reference = np.array([1.0, 1.0, 2.0, 2.0, 2.0, 1.0, 1.0])
+    z = np.array([[1.0, 1.0, 1.5, 2.3, 2.1, 1.2, 0.9]]).T  # up step overshoots 0.3, down step 0.1
+    base = flight_loss(z, reference, [(0, 2), (2, 5), (5, 7)], window=1)
+    error = np.abs(reference - z[:, 0])
+    assert base == pytest.approx([error.mean() + (0.0 + 0.1 + 0.1) / 3])
+    full = flight_loss(z, reference, [(0, 2), (2, 5), (5, 7)], 1, 1.0, 2.0, np.array([4.0]), 0.5)
+    assert full == pytest.approx(base + 2.0 * (0.3 + 0.1) / 2 + 0.5 * 4.0)
+    with pytest.raises(ValueError, match="flip_weight > 0 needs flips_per_minute"):
+        flight_loss(z, reference, [(0, 7)], 1, flip_weight=1.0)
+
+
+def test_pair_fitness_options_are_checked() -> None:
+    from experiments.config import ConfigError
+
+    with pytest.raises(ConfigError, match="fitness.overshoot_weight and flip_weight only apply"):
+        load_evolve_config(None, {"fitness": {"overshoot_weight": 1.0}})
+    with pytest.raises(ConfigError, match="network.genome: unknown 'sparse'; valid: full, structured"):
+        load_evolve_config(None, {"network": {"genome": "sparse"}})
+    with pytest.raises(ConfigError, match="fitness.init: integrator needs network.genome: full"):
+        from agents.blimp.evolution import initial_genome
+
+        config = load_evolve_config(None, {"network": {"genome": "structured"}, "fitness": {"init": "integrator"}})
+        initial_genome(config, np.random.default_rng(0))
+    config = load_evolve_config("experiments/blimp_i_structured.yaml")
+    assert config.network.genome == "structured" and config.fitness.init is None
+    assert config.fitness.overshoot_weight > 0 and config.fitness.flip_weight > 0
+
+
+def test_control_jitter_long_ticks_and_dropouts() -> None:
+    quiet = {"lidar_noise": 0.0, "lidar_bias": 0.0}
+    env = BlimpAltitudeEnv(profile="paper-pd", step=0.0, params={**quiet, "long_tick_probability": 1.0})
+    env.reset(seed=0)
+    env.step([0.0])
+    assert env.data.time == pytest.approx(0.3)  # every period lasts 0.3 s = 60 physics steps
+    env = BlimpAltitudeEnv(profile="paper-pd", step=0.0, params={**quiet, "control_jitter": 0.02})
+    env.reset(seed=0)
+    times = []
+    for _ in range(200):
+        env.step([0.0])
+        times.append(env.data.time)
+    periods = np.round(np.diff([0.0, *times]), 6)
+    assert set(periods) <= {0.08, 0.085, 0.09, 0.095, 0.1, 0.105, 0.11, 0.115, 0.12} and len(set(periods)) >= 7
+    env = BlimpAltitudeEnv(profile="paper-pd", step=0.5, params={**quiet, "dropout_probability": 1.0})
+    observation, _ = env.reset(seed=0)
+    for _ in range(50):  # full thrust up: the blimp rises but the held reading does not change
+        again, _, _, _, info = env.step([1.0])
+    assert again[0] == observation[0] and info["z"] > 1.6
+    with pytest.raises(ValueError, match="dropout_probability must be in \\[0, 1\\], got 2"):
+        BlimpAltitudeEnv(params={"dropout_probability": 2})
+
+
+def test_wilcoxon_against_the_pid_pairs_episodes_by_seed() -> None:
+    from scipy.stats import wilcoxon
+
+    pid = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    arm = [1.5, 2.1, 3.7, 4.2, 4.7, 7.0]
+    rows = [{"profile": "p", "arm": "pid", "seed": s, "sse_cm": v} for s, v in enumerate(pid)]
+    rows += [{"profile": "p", "arm": "pair", "seed": s, "sse_cm": v} for s, v in reversed(list(enumerate(arm)))]
+    (result,) = wilcoxon_rows(rows, ("sse_cm",))
+    assert result["n"] == 6 and result["arm_median"] == pytest.approx(np.median(arm))
+    assert result["p_value"] == pytest.approx(wilcoxon(arm, pid).pvalue)
+    # |d| ranks 4, 1, 5, 2, 3, 6; W- = 3 (only 4.7 < 5); exact n = 6: P(W <= 3) = 5/64 per side
+    assert wilcoxon(arm, pid).pvalue == pytest.approx(2 * 5 / 64)
