@@ -38,7 +38,8 @@ toolchain:
 	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing $(ARM_PACKAGES)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(ARM_PACKAGES) >/dev/null; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(ARM_PACKAGES) >/dev/null; } \
+	  || echo "toolchain: apt-get install $(ARM_PACKAGES) failed (the firmware test skips, fails under CI=true)" >&2; \
 	else echo "toolchain: arm-none-eabi-gcc/qemu-system-arm missing and apt-get as root unavailable;" \
 	  "install $(ARM_PACKAGES) (the firmware test skips without them, fails under CI=true)" >&2; fi
 

@@ -220,6 +220,8 @@ def command_export(args: argparse.Namespace) -> int:
 
     if args.qat_steps < 0 or (args.episodes is not None and args.episodes < 0):
         raise ConfigError("--qat-steps and --episodes must be >= 0")
+    if args.target and args.format and "c" not in parse_formats(args.format):
+        raise ConfigError(f"--target {args.target} builds the C artefact; add c to --format")
     if args.trust:
         trust_directory(args.run_dir)
     make_directory(args.out, "--out")
@@ -243,8 +245,6 @@ def command_export(args: argparse.Namespace) -> int:
     if args.target:
         from agents.export.firmware import deploy, format_markdown
 
-        if "c" not in report["artefacts"]:
-            raise ConfigError("--target builds the C artefact; add c to --format")
         result = deploy(args.out, seed=12345 if args.seed is None else args.seed)
         print(format_markdown(result))
         if not result["bit_exact"]:

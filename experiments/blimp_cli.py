@@ -77,14 +77,19 @@ def command_evolve(args: argparse.Namespace) -> int:
 
 
 def command_eval_blimp(args: argparse.Namespace) -> int:
-    from experiments.blimp_eval import build_arms, evaluation_params, plot_learning_curves, run_comparison
+    from experiments.blimp_eval import build_arms, episodes, evaluation_params, plot_learning_curves, run_comparison
 
     if args.repeats < 1:
         raise ConfigError(f"--repeats must be >= 1, got {args.repeats}")
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
-    params = evaluation_params(args.jitter, args.long_ticks, args.dropout)  # checks the ranges
     only = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None
-    arms = build_arms(args.pd, args.i, args.rl, only)
+    try:
+        for profile in profiles:
+            episodes(profile, 1, args.seed)
+        params = evaluation_params(args.jitter, args.long_ticks, args.dropout)
+        arms = build_arms(args.pd, args.i, args.rl, only)
+    except ValueError as err:  # an unknown profile or arm, an option out of range
+        raise ConfigError(str(err)) from err
     suffix = "".join(
         f"_{name}{value:g}" for name, value in (("jitter", args.jitter), ("long", args.long_ticks),
                                                 ("dropout", args.dropout)) if value

@@ -16,6 +16,9 @@ run (including runs that only have SB3's pickled ``model.zip``, which then must 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,16 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from envs import ObservationStats, make_vec_env
 from experiments.config import ConfigError, RunConfig, config_from_dict
-from experiments.run_dir import CheckpointError, file_digest, git_commit, make_directory, replace_atomic, write_atomic
+from experiments.run_dir import (
+    ASIDE_PREFIX,
+    DIR_MODE,
+    CheckpointError,
+    file_digest,
+    git_commit,
+    make_directory,
+    replace_atomic,
+    write_atomic,
+)
 
 PACKAGE_FORMAT = "spikerl-policy/1"
 CARD_FILE = "card.json"
@@ -41,9 +53,29 @@ def is_package(path: Path) -> bool:
 
 
 def write_package(model: Any, config: RunConfig, out: Path, source: str) -> None:
-    """Write ``model`` (an SB3 algorithm of this project) and ``config`` as a package into ``out``; ``card.json``
-    is written last, so a package without it is incomplete. ``source`` says where the weights came from."""
-    make_directory(out, "package directory")
+    """Write ``model`` (an SB3 algorithm of this project) and ``config`` as a package ``out`` (new, empty, or a
+    package, which is replaced). Written in a staging directory and renamed into place, as checkpoints are.
+    ``source`` says where the weights came from."""
+    out = Path(out)
+    if out.exists() and not is_package(out) and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} exists and is not a policy package; give a new or empty directory")
+    make_directory(out.parent, "package directory")
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(staging, DIR_MODE)
+    try:
+        _write_files(model, config, staging, source)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    aside = out.parent / f"{ASIDE_PREFIX}{out.name}"
+    if out.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(out, aside)
+    os.replace(staging, out)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _write_files(model: Any, config: RunConfig, out: Path, source: str) -> None:
     write_atomic(out / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
     state = {key: value.detach().cpu().clone() for key, value in model.policy.state_dict().items()}
     replace_atomic(out / WEIGHTS_FILE, lambda path: torch.save(state, path))
@@ -59,8 +91,6 @@ def write_package(model: Any, config: RunConfig, out: Path, source: str) -> None
 
         replace_atomic(out / NORMALIZATION_FILE, save)
         files.append(NORMALIZATION_FILE)
-    else:
-        (out / NORMALIZATION_FILE).unlink(missing_ok=True)
     card = {
         "format": PACKAGE_FORMAT,
         "algorithm": config.algo.name,

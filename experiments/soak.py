@@ -150,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, help="page whose soak block gets the figures")
     args = parser.parse_args(argv)
     figures = soak(args.out.expanduser(), args.cycles, args.timesteps, (args.min_delay, args.max_delay), args.seed)
-    command = f"python -m experiments.soak --cycles {args.cycles} --timesteps {args.timesteps} --seed {args.seed}"
+    command = (
+        f"python -m experiments.soak --cycles {args.cycles} --timesteps {args.timesteps} "
+        f"--min-delay {args.min_delay:g} --max-delay {args.max_delay:g} --seed {args.seed}"
+    )
     text = markdown(figures, command)
     print(text)
     if args.docs is not None:

@@ -247,3 +247,22 @@ def test_wilcoxon_against_the_pid_pairs_episodes_by_seed() -> None:
     assert result["p_value"] == pytest.approx(wilcoxon(arm, pid).pvalue)
     # |d| ranks 4, 1, 5, 2, 3, 6; W- = 3 (only 4.7 < 5); exact n = 6: P(W <= 3) = 5/64 per side
     assert wilcoxon(arm, pid).pvalue == pytest.approx(2 * 5 / 64)
+
+
+def test_eval_blimp_with_jitter_dropouts_and_wilcoxon(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "eval"
+    code = run_cli("eval-blimp", "--arms", "pid,pd", "--profiles", "disturb", "--repeats", 2, "--jitter", 0.01,
+                   "--long-ticks", 0.02, "--dropout", 0.05, "--out", out)  # fmt: skip
+    assert code == 0
+    suffix = "_jitter0.01_long0.02_dropout0.05"
+    rows = {r["arm"]: r for r in csv.DictReader((out / f"comparison{suffix}.csv").open())}
+    assert set(rows) == {"pid", "pd"} and float(rows["pid"]["sse_cm_mean"]) < 5.0 < float(rows["pd"]["sse_cm_mean"])
+    episodes = list(csv.DictReader((out / f"episodes{suffix}.csv").open()))
+    assert [(r["arm"], int(r["seed"])) for r in episodes] == [("pid", 1000), ("pid", 1001), ("pd", 1000), ("pd", 1001)]
+    tests = {r["metric"]: r for r in csv.DictReader((out / f"wilcoxon{suffix}.csv").open())}
+    assert tests["sse_cm"]["arm"] == "pd" and int(tests["sse_cm"]["n"]) == 2
+    assert "| disturb | pd | 2 |" in (out / f"wilcoxon{suffix}.md").read_text()
+    assert run_cli("eval-blimp", "--arms", "pid,snn-pd", "--out", tmp_path / "x") == 2
+    assert "unknown arm(s) snn-pd; available with these runs: pid, pd" in capsys.readouterr().err
+    assert run_cli("eval-blimp", "--jitter", 0.5, "--out", tmp_path / "y") == 2
+    assert "control_jitter must be in [0, control_dt), got 0.5" in capsys.readouterr().err

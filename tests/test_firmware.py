@@ -81,6 +81,15 @@ def test_halfcheetah_policy_is_bit_exact_on_cortex_m4(halfcheetah_export, tmp_pa
     assert mlp["footprint"]["policy"]["rodata"] >= 4 * (macs + 256 + 256 + 6)
 
 
+def test_deploy_records_closed_loop_observations_and_writes_the_report(halfcheetah_export, tmp_path: Path) -> None:
+    export_dir, _ = halfcheetah_export
+    (export_dir / "report.json").write_text(json.dumps({"env": "HalfCheetah-v5"}))  # what export_run records
+    result = firmware.deploy(export_dir, steps=60, seed=3)
+    assert result["bit_exact"] and result["observations"] == 60 and result["mlp"]["cost"]["steps"] == 60
+    assert json.loads((export_dir / "firmware.json").read_text())["cost"] == result["cost"]
+    assert "| float32 MLP [256, 256] (M4F) |" in (export_dir / "firmware.md").read_text()
+
+
 def test_blimp_pd_i_controller_is_bit_exact_on_cortex_m4(tmp_path: Path) -> None:
     export_dir = tmp_path / "blimp_pd_i"
     export_blimp_runs(BLIMP_RUNS, export_dir, BlimpExportOptions(formats=("c", "npz"), repeats=0))

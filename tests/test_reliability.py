@@ -197,7 +197,9 @@ def test_policy_package_loads_without_pickle_and_matches(small_run: Path, tmp_pa
     for model in (load_package(package), load_policy(RunDirectory(package)), load_policy(run)):
         np.testing.assert_array_equal(model.predict(raw, deterministic=True)[0], expected)
     assert run_cli("eval", package, "--episodes", 1) == 0
-    capsys.readouterr()
+    assert run_cli("package", small_run, "--out", package) == 0  # a package is replaced
+    assert run_cli("package", small_run, "--out", small_run / "checkpoints") == 2
+    assert "exists and is not a policy package" in capsys.readouterr().err
     with open(package / "normalization.npz", "ab") as handle:
         handle.write(b"x")
     assert run_cli("eval", package) == 2

@@ -219,6 +219,7 @@ def test_crossing_indicators_from_a_real_sumo_run(cache):
 
 
 # ---- learning ------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dqn", "mtlight"])
 def test_training_improves_over_random(cache, name):
     env = make_env(cache, cols=2, rows=2, horizon=900, **CONGESTED)

@@ -252,6 +252,20 @@ def test_cityflow_engines_are_not_shared_and_leave_no_files():
     assert set(Path(tempfile.gettempdir()).glob("spikerl-cityflow-*")) == before
 
 
+def test_a_replaced_sumo_simulation_is_not_stepped_silently(cache):
+    scenario = grid_scenario(GridSpec(horizon=60))
+    settings = TrafficEnvSettings(horizon=60, cache_dir=cache)
+    first = TrafficSignalEnv(scenario, settings)
+    first.reset()
+    second = TrafficSignalEnv(scenario, settings)  # takes over libsumo's only simulation
+    with pytest.raises(RuntimeError, match="libsumo runs one simulation per process"):
+        first.step({agent: 0 for agent in first.possible_agents})
+    first.reset()  # takes the simulation back
+    first.step({agent: 0 for agent in first.possible_agents})
+    first.close()
+    second.close()
+
+
 def test_cityflow_lane_reads_match_cityflow_own_counts():
     require_backend("cityflow")
     scenario = grid_scenario(GridSpec(cols=2, rows=2, horizon=600, demand_we=700, demand_ns=250))

@@ -349,14 +349,15 @@ def record_blimp_errors(export_dir: Path, seed: int) -> np.ndarray:
     return error_to_q16(np.asarray(flight["error"]))
 
 
-def deploy(export_dir: Path, steps: int = 1000, seed: int = 12345) -> dict:
-    """Record inputs in closed loop, run the export as firmware, write ``firmware.json`` / ``firmware.md``."""
+def deploy(export_dir: Path, steps: int = 1000, seed: int = 12345, command: str | None = None) -> dict:
+    """Record inputs in closed loop, run the export as firmware, write ``firmware.json`` / ``firmware.md``;
+    ``command`` is recorded as provenance (default: this process's command line)."""
     with tempfile.TemporaryDirectory() as scratch:
         if (export_dir / "controller.npz").is_file():
             result = deploy_blimp(export_dir, record_blimp_errors(export_dir, seed)[:steps], Path(scratch))
         else:
             result = deploy_policy(export_dir, record_policy_observations(export_dir, steps, seed), Path(scratch))
-    result["command"] = " ".join(["python -m agents.export.firmware", *sys.argv[1:]])
+    result["command"] = command or " ".join(sys.argv)
     (export_dir / "firmware.json").write_text(json.dumps(result, indent=2) + "\n")
     (export_dir / "firmware.md").write_text(format_markdown(result))
     return result
@@ -415,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12345, help="seed of the recording episodes")
     args = parser.parse_args(argv)
     try:
-        result = deploy(args.export_dir, args.steps, args.seed)
+        command = " ".join(["python -m agents.export.firmware", *(argv if argv is not None else sys.argv[1:])])
+        result = deploy(args.export_dir, args.steps, args.seed, command)
     except (UserError, FirmwareError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -103,8 +103,7 @@ class CityFlowEngine(TrafficEngine):
     def __init__(self, scenario: Scenario, lanes: list[str], seed: int = 0, threads: int = 1) -> None:
         super().__init__(scenario, lanes, seed)
         self._key = (scenario.fingerprint(), threads)
-        idle = _IDLE.setdefault(self._key, [])
-        self.engine = idle.pop() if idle else _build_engine(scenario, seed, threads)
+        self.engine: Any = None
         self._lane_length = np.array([self._length(lane) for lane in self.lanes], dtype=np.float64)
         self._waiting: dict[str, float] = {}
         self._read_time = 0.0
@@ -122,6 +121,9 @@ class CityFlowEngine(TrafficEngine):
     def reset(self, seed: int | None = None) -> None:
         if seed is not None:
             self.seed = seed
+        if self.engine is None:  # first reset, or reset after close(): take an idle engine or build one
+            idle = _IDLE.setdefault(self._key, [])
+            self.engine = idle.pop() if idle else _build_engine(self.scenario, self.seed, self._key[1])
         self.engine.reset(seed=False)
         self.engine.set_random_seed(self.seed)
         self.time = 0.0
@@ -188,12 +190,15 @@ class CityFlowEngine(TrafficEngine):
     def average_travel_time(self) -> float:
         return float(self.engine.get_average_travel_time())
 
-    @property
-    def throughput(self) -> int:
+    def update_arrivals(self) -> None:
         if self._arrivals_time != self.time:
             present = set(self.engine.get_vehicles(include_waiting=True))
             self._arrived += len(self._present - present)
             self._present, self._arrivals_time = present, self.time
+
+    @property
+    def throughput(self) -> int:
+        self.update_arrivals()
         return self._arrived
 
     def close(self) -> None:

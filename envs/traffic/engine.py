@@ -114,5 +114,9 @@ class TrafficEngine(ABC):
         """Vehicles that have finished their route."""
         return self.travel.arrived
 
+    def update_arrivals(self) -> None:  # noqa: B027 - optional hook
+        """Register the vehicles that finished since the last call (backends that detect arrivals by polling;
+        called at every decision step)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release simulator resources."""

@@ -256,7 +256,7 @@ class TrafficSignalEnv(ParallelEnv):
         self.engine.step(settings.decision_interval - (settings.yellow_time if changing.any() else 0))
         self.current = chosen
         self._read_state()
-        self.engine.throughput  # noqa: B018 - lets CityFlow's engine register the arrivals of this interval
+        self.engine.update_arrivals()
         self._check_vehicles()
         queues = self.lane_table[self.incoming, 1]  # [A, max_lanes]
         rewards = -self._pressure() if settings.reward == "pressure" else -queues.sum(axis=1)

@@ -1,4 +1,5 @@
-"""SUMO backend through libsumo (in-process; one simulation per process, so a new engine closes the previous one).
+"""SUMO backend through libsumo (in-process; one simulation per process, so a new engine closes the previous one,
+and stepping an engine that was closed that way is an error rather than a step of the other simulation).
 
 The scenario is converted by :mod:`envs.traffic.sumo_net` (cached). Simulation options: 1 s steps, the given
 seed, ``--time-to-teleport`` (default -1: no teleports, like CityFlow), warnings and step logs off. Errors raised by
@@ -112,7 +113,16 @@ class SumoEngine(TrafficEngine):
                     f"intersection has {len(program.link_road_links)} lane links"
                 )
 
+    def _require_active(self) -> None:
+        if self not in _ACTIVE:
+            raise RuntimeError(
+                f"the SUMO simulation of {self.scenario.name} was closed or replaced by another SUMO environment "
+                "(libsumo runs one simulation per process): reset() this one, or run environments in separate "
+                "processes"
+            )
+
     def step(self, seconds: int = 1) -> None:
+        self._require_active()
         libsumo = _libsumo()
         for _ in range(seconds):
             libsumo.simulationStep()
@@ -134,6 +144,7 @@ class SumoEngine(TrafficEngine):
         self._current[intersection] = phase
 
     def lane_stats(self) -> np.ndarray:
+        self._require_active()
         lane = _libsumo().lane
         stats = np.empty((len(self.lanes), 4), dtype=np.float32)
         for row, sumo_lane in enumerate(self._sumo_lanes):
