@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     pk = sub.add_parser("package", help="write a run's final policy as a pickle-free package (safe to share)")
     pk.add_argument("run_dir", type=Path)
     pk.add_argument("--out", type=Path, required=True, help="package directory to write")
+    pk.add_argument("--episodes", type=int, default=10, help="evaluation episodes recorded on the card (0: none)")
+    pk.add_argument("--seed", type=int, default=12345, help="seed of the first recorded episode (as eval's)")
     pk.add_argument("--trust", action="store_true", help=TRUST_HELP)
 
     ex = sub.add_parser(
@@ -117,18 +119,18 @@ def resolve_train_config(args: argparse.Namespace) -> RunConfig:
 
 
 def command_train(args: argparse.Namespace) -> int:
+    from envs import check_training_env
     from experiments.frameworks import train_function
 
     if args.resume is not None:
         return resume_training(args)
     config = resolve_train_config(args)
+    check_training_env(config.env.id, config.algo.name)  # an unknown id or discrete actions: no directory yet
     path = args.run_dir or Path("runs") / (
         f"{config.env.id}_{config.actor.name}_{config.algo.name}_s{config.train.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
     )
     run = RunDirectory(path)
-    with run.locked():  # taken before the check, so two commands cannot both find the directory empty
-        if run.config_file.exists():
-            raise ConfigError(f"{path} already holds a run; use --resume {path} or another --run-dir")
+    with run.claim_new_run():
         print(f"run directory: {run.path}")
         model = train_function(config)(config, run)
     print(f"done: {model.num_timesteps} steps; evaluations in {run.evaluations_file}")
@@ -185,6 +187,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from envs import make_vec_env
     from experiments.evaluation import energy_summary, format_report, rollout
     from experiments.frameworks import load_policy
+    from experiments.policy_package import is_package
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
@@ -205,7 +208,8 @@ def command_eval(args: argparse.Namespace) -> int:
         "lengths": stats.lengths,
     }
     result.update(mean_return=stats.mean_return, std_return=stats.std_return, **energy)
-    write_atomic(run.path / "eval.json", json.dumps(result, indent=2) + "\n")
+    if not is_package(run.path):  # a package stays as it was shipped
+        write_atomic(run.path / "eval.json", json.dumps(result, indent=2) + "\n")
     if args.video is not None:
         from experiments.video import record_gif
 
@@ -220,15 +224,19 @@ def command_export(args: argparse.Namespace) -> int:
 
     if args.qat_steps < 0 or (args.episodes is not None and args.episodes < 0):
         raise ConfigError("--qat-steps and --episodes must be >= 0")
-    if args.target and args.format and "c" not in parse_formats(args.format):
-        raise ConfigError(f"--target {args.target} builds the C artefact; add c to --format")
+    blimp = run_kind(args.run_dir) == "blimp"
+    formats = parse_formats(args.format or ",".join(BLIMP_FORMATS if blimp else FORMATS))
+    # the firmware links the C artefact; a blimp firmware also reads its quantised controller from the npz
+    needed = {"c", "npz"} if blimp else {"c"}
+    if args.target and not needed <= set(formats):
+        raise ConfigError(f"--target {args.target} needs the {' and '.join(sorted(needed))} artefacts; "
+                          f"add {','.join(sorted(needed - set(formats)))} to --format")  # fmt: skip
     if args.trust:
         trust_directory(args.run_dir)
     make_directory(args.out, "--out")
-    if run_kind(args.run_dir) == "blimp":
+    if blimp:
         if args.qat_steps:
             raise ConfigError("--qat-steps applies to RL actors only; evolved blimp controllers export as evolved")
-        formats = parse_formats(args.format or ",".join(BLIMP_FORMATS))
         episodes = 1 if args.episodes is None else args.episodes
         seed = 1000 if args.seed is None else args.seed
         options = BlimpExportOptions(formats, episodes, seed, args.weight_bits)
@@ -236,7 +244,6 @@ def command_export(args: argparse.Namespace) -> int:
     else:
         if args.add:
             raise ConfigError(f"--add sums evolved blimp controllers; {args.run_dir} is an RL run")
-        formats = parse_formats(args.format or ",".join(FORMATS))
         episodes = 10 if args.episodes is None else args.episodes
         options = ExportOptions(formats, args.qat_steps, episodes, 12345 if args.seed is None else args.seed)
         report = export_run(args.run_dir, args.out, options)
@@ -254,6 +261,8 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def command_package(args: argparse.Namespace) -> int:
+    from envs import make_vec_env
+    from experiments.evaluation import rollout
     from experiments.frameworks import load_policy
     from experiments.policy_package import write_package
 
@@ -263,9 +272,21 @@ def command_package(args: argparse.Namespace) -> int:
     config = run.load_config()
     if config.train.framework != "sb3":
         raise ConfigError(f"{run.path} is an RLlib run; packages hold SB3 policies only")
+    if args.episodes < 0:
+        raise ConfigError(f"--episodes must be >= 0, got {args.episodes}")
     model = load_policy(run, "final")
-    write_package(model, config, args.out, source=f"packaged from {run.path.name}, {model.num_timesteps} steps")
-    print(f"policy package: {args.out} ({model.num_timesteps} steps; loads without unpickling)")
+    evaluation = None
+    if args.episodes:
+        env = make_vec_env(config.env.id, 1, args.seed, normalize_obs=False)
+        stats = rollout(model, env, args.episodes)
+        env.close()
+        evaluation = {"episodes": args.episodes, "seed": args.seed}
+        evaluation.update(mean_return=round(stats.mean_return, 3), std_return=round(stats.std_return, 3))
+    commit = run.recorded_commit()
+    source = f"packaged from {run.path.name}, {model.num_timesteps} steps"
+    write_package(model, config, args.out, source, commit, evaluation)
+    returns = f"; return {evaluation['mean_return']:.1f} ± {evaluation['std_return']:.1f}" if evaluation else ""
+    print(f"policy package: {args.out} ({model.num_timesteps} steps{returns}; loads without unpickling)")
     return 0
 
 

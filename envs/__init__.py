@@ -7,6 +7,7 @@ from envs.factory import (
     UnknownEnvironmentError,
     check_continuous_actions,
     check_env_id,
+    check_training_env,
     make_vec_env,
 )
 from envs.normalization import ObservationStats
@@ -21,5 +22,6 @@ __all__ = [
     "UnknownEnvironmentError",
     "check_continuous_actions",
     "check_env_id",
+    "check_training_env",
     "make_vec_env",
 ]

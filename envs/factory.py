@@ -69,6 +69,17 @@ def check_continuous_actions(env_id: str, action_space: spaces.Space, algo: str)
         )
 
 
+def check_training_env(env_id: str, algo: str) -> None:
+    """Both checks above before anything is written: the id is known, and one instance (made and closed at once)
+    has a continuous action space."""
+    check_env_id(env_id)
+    env = gym.make(env_id)
+    try:
+        check_continuous_actions(env_id, env.action_space, algo)
+    finally:
+        env.close()
+
+
 def make_vec_env(
     env_id: str,
     n_envs: int = 1,

@@ -65,10 +65,9 @@ def command_evolve(args: argparse.Namespace) -> int:
             f"blimp_{config.data.target}_{config.network.variant}_s{config.evolution.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
         )
         run = EvolutionRun(path)
-        if run.config_file.exists():
-            raise ConfigError(f"{path} already holds a run; use --resume {path} or another --run-dir")
-        print(f"run directory: {run.path}")
-        result = evolve(config, run)
+        with run.claim_new_run():
+            print(f"run directory: {run.path}")
+            result = evolve(config, run)
     print(
         f"done: {result.generations} generations, best test loss {result.best_test_loss:.4f} "
         f"(generation {result.best_generation}), {result.wall_time_s:.0f} s; best genome in {run.best_file}"

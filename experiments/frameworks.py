@@ -47,7 +47,7 @@ def load_policy(run: RunDirectory, which: str = "final") -> Any:
     else:
         checkpoint = run.latest_checkpoint()
         path = checkpoint.rllib if rllib else checkpoint.model
-    if rllib:  # RLlib checkpoints hold pickles too: load only your own runs (docs/security.md)
+    if rllib:  # RLlib checkpoints hold pickles too: signed or --trust (docs/security.md)
         from agents.rllib.policy import RLlibPolicy
         from experiments.rllib_training import load_algorithm
 

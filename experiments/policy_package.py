@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from envs import ObservationStats, make_vec_env
+from envs.errors import one_line
 from experiments.config import ConfigError, RunConfig, config_from_dict
 from experiments.run_dir import (
     ASIDE_PREFIX,
@@ -52,10 +54,20 @@ def is_package(path: Path) -> bool:
     return (Path(path) / CARD_FILE).is_file()
 
 
-def write_package(model: Any, config: RunConfig, out: Path, source: str) -> None:
+def write_package(
+    model: Any,
+    config: RunConfig,
+    out: Path,
+    source: str,
+    commit: str | None = None,
+    evaluation: dict[str, Any] | None = None,
+) -> None:
     """Write ``model`` (an SB3 algorithm of this project) and ``config`` as a package ``out`` (new, empty, or a
     package, which is replaced). Written in a staging directory and renamed into place, as checkpoints are.
-    ``source`` says where the weights came from."""
+
+    ``source`` says where the weights came from, ``commit`` which code trained them (default: this checkout's),
+    ``evaluation`` (``episodes``, ``seed``, ``mean_return``, ``std_return``) what ``train_agent.py eval`` with that
+    seed and number of episodes reproduces; both go into ``card.json``."""
     out = Path(out)
     if out.exists() and not is_package(out) and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not a policy package; give a new or empty directory")
@@ -63,7 +75,7 @@ def write_package(model: Any, config: RunConfig, out: Path, source: str) -> None
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     os.chmod(staging, DIR_MODE)
     try:
-        _write_files(model, config, staging, source)
+        _write_files(model, config, staging, source, commit, evaluation)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -75,7 +87,9 @@ def write_package(model: Any, config: RunConfig, out: Path, source: str) -> None
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _write_files(model: Any, config: RunConfig, out: Path, source: str) -> None:
+def _write_files(
+    model: Any, config: RunConfig, out: Path, source: str, commit: str | None, evaluation: dict[str, Any] | None
+) -> None:
     write_atomic(out / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
     state = {key: value.detach().cpu().clone() for key, value in model.policy.state_dict().items()}
     replace_atomic(out / WEIGHTS_FILE, lambda path: torch.save(state, path))
@@ -97,8 +111,10 @@ def _write_files(model: Any, config: RunConfig, out: Path, source: str) -> None:
         "actor": config.actor.name,
         "env": config.env.id,
         "timesteps": int(model.num_timesteps),
+        "seed": config.train.seed,
         "source": source,
-        "git_commit": git_commit(),
+        "git_commit": commit or git_commit(),
+        **({"evaluation": evaluation} if evaluation else {}),
         "files": {name: file_digest(out / name) for name in files},
     }
     write_atomic(out / CARD_FILE, json.dumps(card, indent=2) + "\n")
@@ -141,8 +157,9 @@ def load_package(path: Path) -> BaseAlgorithm:
     try:
         state = torch.load(path / WEIGHTS_FILE, map_location=config.train.device, weights_only=True)
         model.policy.load_state_dict(state)
-    except (RuntimeError, ValueError, KeyError, OSError) as err:  # torch's unpickler refusal, shape mismatch
-        raise CheckpointError(f"{path / WEIGHTS_FILE} does not fit the config: {type(err).__name__}: {err}") from err
+    except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError) as err:  # unpickler refusal, shapes
+        problem = f"{type(err).__name__}: {one_line(err)}"
+        raise CheckpointError(f"{path / WEIGHTS_FILE} does not fit the config: {problem}") from err
     if NORMALIZATION_FILE in card["files"]:
         with np.load(path / NORMALIZATION_FILE, allow_pickle=False) as saved:
             model.obs_normalization = ObservationStats(

@@ -36,7 +36,14 @@ import torch
 from envs import check_env_id, make_vec_env
 from experiments.config import RunConfig
 from experiments.evaluation import evaluation_row, evaluation_scalars, rollout
-from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
+from experiments.run_dir import (
+    CheckpointError,
+    RunDirectory,
+    require_trusted,
+    sign_files,
+    wait_past_event_files,
+    write_atomic,
+)
 
 EVAL_SEED_OFFSET = 10_000
 STEPS_KEY = ("env_runners", "num_env_steps_sampled_lifetime")
@@ -141,10 +148,15 @@ def algorithm_config(config: RunConfig):
 
 
 def load_algorithm(path: Path):
-    """Restore an RLlib ``Algorithm`` checkpoint directory, naming it in a :class:`CheckpointError` if unusable."""
+    """Restore an RLlib ``Algorithm`` checkpoint directory, naming it in a :class:`CheckpointError` if unusable.
+
+    RLlib checkpoints hold pickles, so like SB3's ``model.zip`` the directory is restored only if it is trusted
+    (:func:`~experiments.run_dir.require_trusted`: every file signed with the user's key when this project wrote
+    it, unchanged since, or under ``--trust``)."""
     Algorithm = _ray_modules()[1]
     if not path.is_dir():
         raise CheckpointError(f"RLlib checkpoint {path} is missing")
+    require_trusted(path)
     init_ray()
     try:
         return Algorithm.from_checkpoint(str(path.resolve()))
@@ -189,7 +201,8 @@ def _replace_dir(staging: Path, target: Path) -> None:
 
 
 def train_rllib(config: RunConfig, run: RunDirectory, resume: bool = False) -> RLlibRun:
-    """Train (or resume) the run; the final algorithm checkpoint is written to ``run.final_rllib``."""
+    """Train (or resume) the run; the final algorithm checkpoint is written to ``run.final_rllib`` and signed
+    (checkpoints are signed by :meth:`~experiments.run_dir.RunDirectory.save_checkpoint_with`)."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
@@ -199,15 +212,18 @@ def train_rllib(config: RunConfig, run: RunDirectory, resume: bool = False) -> R
     init_ray()
     if resume:
         latest = run.latest_checkpoint()
+        algo = load_algorithm(latest.rllib)  # first: a refused (untrusted) checkpoint leaves the run as it was
         run.truncate_evaluations(latest.timesteps)  # the resumed run redoes the evaluations after the checkpoint
-        algo = load_algorithm(latest.rllib)
         steps = latest.timesteps
     else:
         run.initialise(config)
         algo = algorithm_config(config).build_algo()
         steps = 0
     eval_env = make_vec_env(config.env.id, 1, config.train.seed + EVAL_SEED_OFFSET, normalize_obs=False)
-    writer = SummaryWriter(str(run.tensorboard_dir / "rllib"), purge_step=steps + 1 if resume else None)
+    log_dir = run.tensorboard_dir / "rllib"
+    if resume:  # the purge_step marker hides the points after the checkpoint if its file sorts after theirs
+        wait_past_event_files(log_dir)
+    writer = SummaryWriter(str(log_dir), purge_step=steps + 1 if resume else None)
     started = time.time() - run.recorded_wall_time()
     cfg = config.train
     bar = tqdm(total=cfg.timesteps, initial=steps, unit="step", desc="train", disable=not cfg.progress_bar,
@@ -238,6 +254,7 @@ def train_rllib(config: RunConfig, run: RunDirectory, resume: bool = False) -> R
         shutil.rmtree(staging, ignore_errors=True)
         algo.save_to_path(str(staging.resolve()))
         _replace_dir(staging, run.final_rllib)
+        sign_files(run.path, [run.final_rllib.name])  # run/signature.json: every file below rllib/
         write_atomic(run.path / "DONE", f"{steps}\n")
     finally:
         bar.close()

@@ -8,10 +8,11 @@ Layout::
       metadata.json          seed, command line, package versions, git commit, start time
       evaluations.csv        one row per periodic evaluation
       tensorboard/           TensorBoard event files
-      checkpoints/step_000010000/{model.zip, replay_buffer.pkl, state.json, signature.json}
+      checkpoints/step_000010000/{model.zip, replay_buffer.pkl, state.json, signature.json}  (rllib: rllib/)
       checkpoints/LATEST     name of the newest complete checkpoint
       model.zip              final model, SB3's format (observation statistics inside)
-      signature.json         signs model.zip (see below)
+      rllib/                 final RLlib algorithm checkpoint (framework rllib, instead of model.zip)
+      signature.json         signs model.zip or every file below rllib/ (see below)
       policy/                final policy in the pickle-free package format (experiments.policy_package)
 
 Crash safety: a checkpoint is written into a staging directory and renamed into place; an existing checkpoint
@@ -20,8 +21,8 @@ never names a missing or partial checkpoint that is not recovered. A writer take
 what interrupted saves left (staging directories, temporary files) and puts renamed-aside checkpoints back.
 Readers fall back to the newest intact checkpoint when ``LATEST`` is unusable and say so.
 
-Trust: SB3's ``model.zip`` and replay buffers are pickles, which can run code when loaded. This module
-signs the pickles it writes with an HMAC key private to the user (``~/.config/spikerl/trust.key``, or the
+Trust: SB3's ``model.zip``, replay buffers and RLlib checkpoints hold pickles, which can run code when loaded.
+This module signs the pickles it writes with an HMAC key private to the user (``~/.config/spikerl/trust.key``, or the
 file named by ``SPIKERL_TRUST_KEY``) and :func:`require_trusted` loads only files signed with that key or
 inside a directory the user marked trusted (``--trust``).
 """
@@ -48,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -183,8 +184,12 @@ def _mac(digests: dict[str, str]) -> str:
 
 
 def sign_files(directory: Path, names: list[str] | None = None) -> None:
-    """Write ``directory/signature.json``: SHA-256 of ``names`` (default: every file below) and an HMAC over them."""
-    paths = _files_below(directory) if names is None else [directory / name for name in names]
+    """Write ``directory/signature.json``: SHA-256 of ``names`` (default: every file below; a name that is a
+    directory stands for every file below it, e.g. an RLlib checkpoint) and an HMAC over them."""
+    paths = _files_below(directory) if names is None else []
+    for name in names or []:
+        path = directory / name
+        paths.extend(_files_below(path) if path.is_dir() else [path])
     digests = {p.relative_to(directory).as_posix(): file_digest(p) for p in paths}
     write_atomic(directory / SIGNATURE_FILE, json.dumps({"files": digests, "hmac": _mac(digests)}, indent=2) + "\n")
 
@@ -223,6 +228,20 @@ def require_trusted(path: Path) -> None:
             raise CheckpointError(f"{path.parent / name} changed after it was written (its digest differs)")
 
 
+def wait_past_event_files(log_dir: Path) -> None:
+    """Wait until the clock is past the second in which the newest TensorBoard event file of ``log_dir`` was
+    created. TensorBoard reads a log's event files in name order, and a name starts with its creation time in
+    whole seconds: a writer created afterwards (a resume's ``purge_step`` marker and its points) sorts after
+    every older file."""
+    stamps = []
+    for event_file in Path(log_dir).glob("events.out.tfevents.*"):
+        stamp = event_file.name.split(".")[3]
+        if stamp.isdigit():
+            stamps.append(int(stamp))
+    while stamps and time.time() < max(stamps) + 1:
+        time.sleep(0.05)
+
+
 def git_commit() -> str:
     """Commit of the source tree (with ``-dirty`` if modified), or ``unknown`` outside a checkout."""
     root = Path(__file__).resolve().parent.parent
@@ -236,9 +255,9 @@ def git_commit() -> str:
         return "unknown"
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -266,23 +285,29 @@ class Checkpoint:
 
 
 _held_locks: dict[Path, int] = {}  # resolved run path -> descriptor of its locked .lock file
+_Run = TypeVar("_Run", bound="BaseRunDirectory")
 
 
-class RunDirectory:
-    """Files of one training run."""
+class BaseRunDirectory:
+    """What every run directory has (SB3/RLlib, traffic and evolution runs): ``config.yaml``, ``metadata.json``,
+    ``tensorboard/`` and the one-writer lock. Subclasses name their config type (:attr:`parse_config`) and add
+    their own files and checkpoint format."""
+
+    parse_config: Callable[[Any], Any]  # config dataclass from the mapping in config.yaml
+    config_kind = "run"  # in errors: "unreadable <kind> config"
+    packages = PACKAGES  # whose versions metadata.json records
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._warnings: set[str] = set()  # fallback warnings already printed (a resume looks LATEST up twice)
 
     config_file = property(lambda self: self.path / "config.yaml")
     metadata_file = property(lambda self: self.path / "metadata.json")
-    evaluations_file = property(lambda self: self.path / "evaluations.csv")
     tensorboard_dir = property(lambda self: self.path / "tensorboard")
-    checkpoints_dir = property(lambda self: self.path / "checkpoints")
-    final_model = property(lambda self: self.path / "model.zip")
-    final_policy = property(lambda self: self.path / "policy")  # pickle-free package of the final policy
-    final_rllib = property(lambda self: self.path / "rllib")  # final RLlib algorithm checkpoint
-    done_file = property(lambda self: self.path / "DONE")
+
+    def _save_dirs(self) -> tuple[Path, ...]:
+        """Directories in which an interrupted save can leave staging or temporary files."""
+        return (self.path,)
 
     # ---- one writer at a time ----------------------------------------------------------------------
     def lock(self) -> None:
@@ -316,7 +341,7 @@ class RunDirectory:
             os.close(handle)  # closing the descriptor releases the flock
 
     @contextmanager
-    def locked(self) -> Iterator[RunDirectory]:
+    def locked(self: _Run) -> Iterator[_Run]:
         """``with run.locked():`` hold the lock for the block (kept if it was already held)."""
         held = self.path.resolve() in _held_locks if self.path.exists() else False
         self.lock()
@@ -330,7 +355,7 @@ class RunDirectory:
         """Remove staging directories and temporary files of interrupted saves; put a checkpoint that was renamed
         aside for a re-save back if the re-save did not land. Returns what was removed or restored."""
         cleaned = []
-        for directory in (self.path, self.checkpoints_dir):
+        for directory in self._save_dirs():
             if not directory.is_dir():
                 continue
             for entry in directory.iterdir():
@@ -348,31 +373,79 @@ class RunDirectory:
                 cleaned.append(name)
         return cleaned
 
-    def initialise(self, config: RunConfig) -> None:
-        """Create the directory and write the resolved config and metadata."""
+    @contextmanager
+    def claim_new_run(self: _Run) -> Iterator[_Run]:
+        """``with run.claim_new_run():`` write a new run here, holding the lock for the block. Raises
+        :class:`ConfigError` if the directory already holds a run; the check is made under the lock, so two
+        commands cannot both find the directory empty. If the block fails before anything is written, a directory
+        this call created is removed again."""
+        created = not self.path.exists()
+        with self.locked():
+            if self.config_file.exists():
+                raise ConfigError(f"{self.path} already holds a run; use --resume {self.path} or another --run-dir")
+            try:
+                yield self
+            except BaseException:
+                if created and [entry.name for entry in self.path.iterdir()] == [LOCK_FILE]:
+                    (self.path / LOCK_FILE).unlink()
+                    self.path.rmdir()
+                raise
+
+    def initialise(self, config: Any, **extra: Any) -> None:
+        """Create the directory and write the resolved config and the metadata (with ``extra`` entries)."""
         make_directory(self.path, "run directory")
         self.save_config(config)
-        meta = {
-            "seed": config.train.seed,
+        write_atomic(self.metadata_file, json.dumps({**self.metadata(config), **extra}, indent=2) + "\n")
+
+    def recorded_commit(self) -> str | None:
+        """The git commit ``metadata.json`` records (the code that trained the run); ``None`` if unreadable."""
+        try:
+            commit = json.loads(self.metadata_file.read_text()).get("git_commit")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return commit if isinstance(commit, str) else None
+
+    def metadata(self, config: Any) -> dict[str, Any]:
+        """What ``metadata.json`` of a new run records (subclasses add the config's seeds)."""
+        return {
             "command": " ".join(sys.argv),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "host": platform.node(),
             "git_commit": git_commit(),
-            "versions": package_versions(),
+            "versions": package_versions(self.packages),
         }
-        write_atomic(self.metadata_file, json.dumps(meta, indent=2) + "\n")
 
-    def save_config(self, config: RunConfig) -> None:
+    def save_config(self, config: Any) -> None:
         """Write the resolved config (e.g. a resume's new ``train.timesteps``, so a later resume keeps it)."""
         write_atomic(self.config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    def load_config(self) -> RunConfig:
+    def load_config(self) -> Any:
+        """The run's config (:attr:`parse_config`); raises :class:`CheckpointError` if it is missing or invalid."""
         if not self.config_file.is_file():
             raise CheckpointError(f"{self.path} is not a run directory: {self.config_file.name} is missing")
         try:
-            return config_from_dict(yaml.safe_load(self.config_file.read_text()))
+            return self.parse_config(yaml.safe_load(self.config_file.read_text()))
         except (yaml.YAMLError, ConfigError) as err:
-            raise CheckpointError(f"{self.config_file}: unreadable run config: {err}") from err
+            raise CheckpointError(f"{self.config_file}: unreadable {self.config_kind} config: {err}") from err
+
+
+class RunDirectory(BaseRunDirectory):
+    """Files of one training run (SB3 or RLlib; see the module docstring)."""
+
+    parse_config = staticmethod(config_from_dict)
+
+    evaluations_file = property(lambda self: self.path / "evaluations.csv")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    final_model = property(lambda self: self.path / "model.zip")
+    final_policy = property(lambda self: self.path / "policy")  # pickle-free package of the final policy
+    final_rllib = property(lambda self: self.path / "rllib")  # final RLlib algorithm checkpoint
+    done_file = property(lambda self: self.path / "DONE")
+
+    def _save_dirs(self) -> tuple[Path, ...]:
+        return (self.path, self.checkpoints_dir)
+
+    def metadata(self, config: RunConfig) -> dict[str, Any]:
+        return {"seed": config.train.seed, **super().metadata(config)}
 
     def finished_steps(self) -> int | None:
         """Steps recorded in ``DONE`` (training finished), or None."""
@@ -455,7 +528,8 @@ class RunDirectory:
 
     def latest_checkpoint(self) -> Checkpoint:
         """The checkpoint ``LATEST`` names or, if that one is unusable, the newest intact one (with a warning on
-        stderr); raises :class:`CheckpointError` naming what is missing when none is usable."""
+        stderr, once per :class:`RunDirectory`); raises :class:`CheckpointError` naming what is missing when none
+        is usable."""
         pointer = self.checkpoints_dir / "LATEST"
         names = self.checkpoint_names()
         if not pointer.is_file() and not names:
@@ -471,7 +545,10 @@ class RunDirectory:
                 checkpoint = self._checkpoint(self.checkpoints_dir / name)
             except CheckpointError:
                 continue
-            print(f"warning: {problem}; using the newest intact checkpoint, {name}", file=sys.stderr)
+            warning = f"warning: {problem}; using the newest intact checkpoint, {name}"
+            if warning not in self._warnings:
+                self._warnings.add(warning)
+                print(warning, file=sys.stderr)
             return checkpoint
         raise problem
 

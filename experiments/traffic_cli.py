@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from experiments.config import ConfigError, cli_overrides
 from experiments.run_dir import CheckpointError, write_atomic
 
@@ -97,7 +95,7 @@ def command_traffic(args: argparse.Namespace) -> int:
         config = run.load_config()
         if args.episodes is not None:
             config.train.episodes = args.episodes
-            write_atomic(run.config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
+            run.save_config(config)
         print(f"resuming {run.path} from {run.latest_checkpoint().path.name} to {config.train.episodes} episodes")
         row = train(config, run, resume=True)
     else:
@@ -120,11 +118,10 @@ def command_traffic(args: argparse.Namespace) -> int:
             f"traffic_{config.scenario.name}_{config.agent.name}_{config.env.backend}_s{config.train.seed}_"
             f"{time.strftime('%Y%m%d-%H%M%S')}"
         )
-        if (path / "config.yaml").exists():
-            raise ConfigError(f"{path} already holds a run; use --resume {path} or another --run-dir")
         run = TrafficRunDirectory(path)
-        print(f"run directory: {run.path}")
-        row = train(config, run)
+        with run.claim_new_run():
+            print(f"run directory: {run.path}")
+            row = train(config, run)
     print(
         f"done: {config.train.episodes} episodes; last episode average travel time "
         f"{row.get('average_travel_time', float('nan')):.1f} s; per-episode metrics in {run.episodes_file}"

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import shutil
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from agents.traffic import LEARNING_AGENTS, SharedDQNAgent, make_controller
 from envs.traffic.env import TrafficSignalEnv
 from envs.traffic.scenario import Scenario
-from experiments.config import ConfigError
-from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
+from experiments.run_dir import PACKAGES, CheckpointError, RunDirectory, write_atomic
 from experiments.traffic_config import TrafficRunConfig, traffic_config_from_dict
 
 METRICS = ("average_travel_time", "throughput", "mean_queue")
@@ -35,30 +31,20 @@ TRAFFIC_PACKAGES = ("eclipse-sumo", "libsumo", "pettingzoo", "cityflow")
 class TrafficRunDirectory(RunDirectory):
     """A run directory whose config is a :class:`TrafficRunConfig`; ``episodes.csv`` replaces evaluations."""
 
+    parse_config = staticmethod(traffic_config_from_dict)
+    packages = (*PACKAGES, *TRAFFIC_PACKAGES)
+
     episodes_file = property(lambda self: self.path / "episodes.csv")
 
     def initialise(self, config: TrafficRunConfig, scenario: Scenario | None = None) -> None:
         """Write the config and metadata; the metadata records the scenario's content hash and the sha256 of every
         file it was read from."""
-        super().initialise(config)
+        if scenario is None:
+            super().initialise(config)
+        else:
+            described = {"name": scenario.name, "fingerprint": scenario.fingerprint(), "files": scenario.sources}
+            super().initialise(config, scenario=described)
         self.episodes_file.unlink(missing_ok=True)
-        meta = json.loads(self.metadata_file.read_text())
-        if scenario is not None:
-            meta["scenario"] = {"name": scenario.name, "fingerprint": scenario.fingerprint(), "files": scenario.sources}
-        for name in TRAFFIC_PACKAGES:
-            try:
-                meta["versions"][name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                meta["versions"][name] = "not installed"
-        write_atomic(self.metadata_file, json.dumps(meta, indent=2) + "\n")
-
-    def load_config(self) -> TrafficRunConfig:
-        if not self.config_file.is_file():
-            raise CheckpointError(f"{self.path} is not a run directory: {self.config_file.name} is missing")
-        try:
-            return traffic_config_from_dict(yaml.safe_load(self.config_file.read_text()))
-        except (yaml.YAMLError, ConfigError) as err:
-            raise CheckpointError(f"{self.config_file}: unreadable run config: {err}") from err
 
     def append_episode(self, row: dict[str, float]) -> None:
         """Record one episode in ``episodes.csv`` (a row of the same episode number is replaced, never doubled)."""

@@ -34,6 +34,7 @@ from experiments.run_dir import (
     replace_atomic,
     require_trusted,
     sign_files,
+    wait_past_event_files,
     write_atomic,
 )
 
@@ -217,11 +218,7 @@ def purge_tensorboard(run: RunDirectory, timesteps: int) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     latest = max(logs, key=lambda p: int(p.name.rpartition("_")[2]))
-    # TensorBoard reads a log's event files in name order, and a name starts with its creation time in whole
-    # seconds: wait for the next second so that the marker and the resumed points sort after every older file.
-    stamps = [int(f.name.split(".")[3]) for f in latest.glob("events.out.tfevents.*") if f.name.split(".")[3].isdigit()]
-    while stamps and time.time() < max(stamps) + 1:
-        time.sleep(0.05)
+    wait_past_event_files(latest)  # the marker and the resumed points sort after every older file
     SummaryWriter(log_dir=str(latest), purge_step=timesteps + 1).close()
 
 

@@ -54,6 +54,18 @@ def test_resume_continues_the_same_search(evolved: Path) -> None:
     assert restore_strategy(run.load_config(), state).countiter == 40
 
 
+def test_run_metadata_and_an_existing_run_is_not_overwritten(evolved: Path, capsys) -> None:
+    import json
+
+    meta = json.loads((evolved / "metadata.json").read_text())
+    assert meta["seed"] == 0 and meta["data_seed"] == 0 and meta["git_commit"] and meta["cpu_count"] >= 1
+    assert meta["versions"]["cma"] not in ("", "not installed") and "torch" in meta["versions"]
+    before = (evolved / "config.yaml").read_text()
+    assert run_cli("evolve", "--run-dir", evolved, "--generations", 1, *TINY) == 2
+    assert f"{evolved} already holds a run; use --resume {evolved} or another --run-dir" in capsys.readouterr().err
+    assert (evolved / "config.yaml").read_text() == before
+
+
 def test_crashed_run_resumes_from_its_last_checkpoint(evolved: Path, tmp_path: Path) -> None:
     import shutil
 

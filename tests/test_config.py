@@ -56,3 +56,63 @@ def test_bad_files(tmp_path: Path) -> None:
         load_config(broken)
     with pytest.raises(ConfigError, match="section.key=value"):
         parse_override("timesteps=5")
+
+
+def _load_suite(path: Path) -> list:
+    from experiments.suites import load_suite
+
+    return load_suite(path).trials()  # resolves and validates every trial's run config
+
+
+def _load_blimp(path: Path):
+    from agents.blimp.config import evolve_config_from_dict, load_evolve_config
+
+    config = load_evolve_config(path)
+    assert evolve_config_from_dict(config.to_dict()) == config  # what a run directory saves loads back the same
+    return config
+
+
+def _load_traffic(path: Path):
+    from experiments.traffic_config import load_traffic_config, traffic_config_from_dict
+
+    config = load_traffic_config(path)
+    assert traffic_config_from_dict(config.to_dict()) == config
+    return config
+
+
+def _load_run(path: Path):
+    config = load_config(path)
+    assert config_from_dict(config.to_dict()) == config
+    return config
+
+
+# kind -> (does a file's top level mark it as this kind, the loader that validates it)
+CONFIG_KINDS = {
+    "rl run": (lambda data: "algo" in data, _load_run),
+    "blimp evolution": (lambda data: "network" in data or "evolution" in data, _load_blimp),
+    "traffic": (lambda data: "scenario" in data, _load_traffic),
+    "suite": (lambda data: "grid" in data, _load_suite),
+}
+EXPERIMENT_CONFIGS = sorted(EXPERIMENTS.glob("*.yaml"))
+
+
+def config_kinds(path: Path) -> list[str]:
+    from experiments.config import read_yaml
+
+    data = read_yaml(path)
+    return [kind for kind, (claims, _) in CONFIG_KINDS.items() if claims(data)]
+
+
+@pytest.mark.parametrize("path", EXPERIMENT_CONFIGS, ids=lambda path: path.name)
+def test_every_experiment_config_loads_with_its_loader(path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(EXPERIMENTS.parent)  # suites name their base config relative to the repository root
+    kinds = config_kinds(path)
+    assert len(kinds) == 1, f"{path.name} must be claimed by exactly one loader, got {kinds or 'none'}"
+    CONFIG_KINDS[kinds[0]][1](path)
+
+
+def test_every_config_kind_has_an_experiment_config(tmp_path: Path) -> None:
+    assert {config_kinds(path)[0] for path in EXPERIMENT_CONFIGS} == set(CONFIG_KINDS)
+    stray = tmp_path / "stray.yaml"
+    stray.write_text("train: {seed: 0}\n")  # no algo, network, scenario or grid: no loader claims it
+    assert config_kinds(stray) == []

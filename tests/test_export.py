@@ -4,6 +4,7 @@ NIR round trip, export of an untrained and a briefly trained actor, and clear er
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from cli_helpers import tiny_td3_overrides
 import train_agent
 from agents.actors import ActorConfig, build_actor
 from agents.export import c_build
-from agents.export.c_codegen import generate_c
+from agents.export.c_codegen import TEMPLATES, generate_c
 from agents.export.overflow import OverflowRiskError, check_overflow
 from agents.export.quantization import ExportError, IntegerPolicy, observations_to_q16, quantize_actor
 from agents.export.reference import IntegerReference, rhaz, rtz
@@ -159,6 +160,58 @@ def test_mlp_and_random_encoder_are_rejected_with_reasons() -> None:
         quantize_actor(build_actor(4, 2, ActorConfig(name="mlp")))
     with pytest.raises(ExportError, match="deterministic"):
         quantize_actor(make_actor(encoder="bernoulli"))
+
+
+# ---- the C sources: templates (agents/export/templates/*.j2) and the static fragments they inline ----------------
+FRAGMENT_PRELUDES = {  # what each static fragment expects from the source that inlines it
+    "rtz_mul.c": "#define DECAY_BITS 12\n",
+    "rhaz.c": "",
+    "lif_layer.c": "#define SPIKERL_SIMD 0\nstatic struct { int32_t acc[8]; } ws;\n",
+    "blimp_types.h": "#define MAX_HIDDEN 4\ntypedef int16_t weight_t;\n",
+    "blimp_net_step.c": (
+        "#define DECAY_BITS 12\n#define HEADROOM 64\n#define ERROR_SHIFT 10\n#define TRACE_BITS 12\n"
+        "#define TRACE_SHIFT 6\n#define OUT_SHIFT 16\n#define MAX_HIDDEN 4\ntypedef int16_t weight_t;\n"
+        '#include "rtz_mul.c"\n#include "rhaz.c"\n#include "blimp_types.h"\n'
+        "static struct { struct { uint32_t sops; } stats; } ws;\n"
+    ),
+}
+
+
+def test_static_c_fragments_compile_as_they_are(tmp_path: Path) -> None:
+    fragments = sorted(path.name for path in TEMPLATES.iterdir() if path.suffix in (".c", ".h"))
+    assert fragments == sorted(FRAGMENT_PRELUDES)
+    for name in fragments:
+        text = (TEMPLATES / name).read_text()
+        assert not any(tag in text for tag in ("{{", "{%", "{#")), name  # inlined verbatim, no template syntax
+        prelude = tmp_path / f"prelude_{name}.h"
+        prelude.write_text("#include <stdint.h>\n" + FRAGMENT_PRELUDES[name])
+        c_build.gcc([*c_build.STRICT_FLAGS, "-Wno-unused-function", "-fsyntax-only", "-I", str(TEMPLATES),
+                     "-include", str(prelude), "-x", "c", str(TEMPLATES / name)])  # fmt: skip
+
+
+def test_rendered_templates_compile_and_inline_every_fragment(tmp_path: Path) -> None:
+    from agents.blimp.snn import SNNArchitecture
+    from agents.export.blimp_codegen import generate_blimp_c
+    from agents.export.blimp_quantization import IntegerBlimpController, quantize_network
+
+    actor = make_actor(hidden_sizes=[24, 16], readout="mean", readout_decay=0.9)  # rtz_mul in the readout
+    policy = quantize_actor(actor, stats_for(actor.obs_dim))
+    rng = np.random.default_rng(0)
+    nets = [quantize_network(SNNArchitecture(8, variant), SNNArchitecture(8, variant).initial_genome(rng), name, 16)
+            for name, variant in (("pd", "recurrent-iwta"), ("i", "lif"))]  # fmt: skip
+    generated = [generate_c(policy, "tiny"), generate_c(quantize_actor(make_actor("popsan"))),
+                 generate_blimp_c(IntegerBlimpController(nets, 16))]  # fmt: skip
+    assert "rtz_mul(" in generated[0].source and "rtz_mul(" not in generated[1].source
+    for path in TEMPLATES.iterdir():
+        if path.suffix in (".c", ".h"):
+            assert any(path.read_text() in g.source for g in generated), path.name
+    for g in generated:
+        assert "{{" not in g.source + g.header and "{%" not in g.source + g.header
+        c_build.check_strict(g, tmp_path / g.prefix)  # -std=c99 -Wall -Wextra -Wconversion -Werror, no float
+        if shutil.which("arm-none-eabi-gcc"):  # the packed-int16 (SXTB16/SADD16) path of lif_layer.c
+            c_build.gcc(["-mcpu=cortex-m4", "-mthumb", "-std=c99", "-Wall", "-Wextra", "-Wconversion", "-Werror",
+                         "-Os", "-c", str(tmp_path / g.prefix / f"{g.prefix}.c"), "-o", str(tmp_path / "arm.o")],
+                        "arm-none-eabi-gcc")  # fmt: skip
 
 
 # ---- end to end on a briefly trained run ---------------------------------------------------------

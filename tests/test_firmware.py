@@ -16,14 +16,12 @@ from cli_helpers import run_cli
 
 from agents.export import firmware
 from agents.export.blimp_exporter import BlimpExportOptions, export_blimp_runs
-from agents.export.firmware_table import export_halfcheetah_size
+from agents.export.firmware_table import PRETRAINED_HALFCHEETAH, export_pretrained
 from agents.export.quantization import IntegerPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
-HALFCHEETAH_REPORT = ROOT / "docs/results/export/HalfCheetah-v5_ilcsan_td3_s0/report.json"
+PRETRAINED = ROOT / PRETRAINED_HALFCHEETAH
 BLIMP_RUNS = [ROOT / "docs/results/blimp/runs/blimp_pd_cl", ROOT / "docs/results/blimp/runs/blimp_i_integrator"]
-STRUCTURE = ("actor", "obs_dim", "act_dim", "encoder_pop", "decoder_pop", "timesteps", "headroom_bits", "decay_bits")
-LAYER_STRUCTURE = ("name", "fan_in", "fan_out", "current_decay_q", "voltage_decay_q", "intra_layer")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,16 +36,10 @@ def toolchain() -> None:
 
 @pytest.fixture(scope="module")
 def halfcheetah_export(tmp_path_factory) -> tuple[Path, np.ndarray]:
-    """An ILC-SAN policy with the structure of the committed HalfCheetah-v5 export (its weights are not
-    committed, so they are a fixed random draw), exported to C + npz, and 200 recorded observations."""
+    """The committed pretrained HalfCheetah-v5 ILC-SAN policy exported to C + npz, and 200 observations it visits
+    in closed loop (integer NumPy reference)."""
     out = tmp_path_factory.mktemp("halfcheetah")
-    obs = export_halfcheetah_size(out, 200)
-    committed = json.loads(HALFCHEETAH_REPORT.read_text())["spec"]
-    spec = IntegerPolicy.load(out / "policy.npz").spec()
-    assert {key: spec[key] for key in STRUCTURE} == {key: committed[key] for key in STRUCTURE}
-    for ours, theirs in zip(spec["layers"], committed["layers"], strict=True):
-        assert {key: ours[key] for key in LAYER_STRUCTURE} == {key: theirs[key] for key in LAYER_STRUCTURE}
-    return out, obs
+    return out, export_pretrained(PRETRAINED, out, 200)
 
 
 def test_halfcheetah_policy_is_bit_exact_on_cortex_m4(halfcheetah_export, tmp_path: Path) -> None:
@@ -64,14 +56,14 @@ def test_halfcheetah_policy_is_bit_exact_on_cortex_m4(halfcheetah_export, tmp_pa
     assert cost["instructions_mean"] <= cost["instructions_p99"] <= cost["instructions_max"]
     assert np.isclose(cost["latency_us_mean"], cost["instructions_mean"] * 1.5 / 168.0)
     assert cost["rate_hz_worst"] > 100  # HalfCheetah size keeps 100 Hz at 168 MHz (CPI 1.5) on these inputs
-    # footprint from arm-none-eabi-size: every int8 weight is in the policy's constants; it fits the 256/32 KiB goal
+    # footprint from arm-none-eabi-size: every int8 weight is in the policy's constants; it fits a 256/32 KiB part
     policy = IntegerPolicy.load(export_dir / "policy.npz")
     weights = sum(layer.weight_t.size + (0 if layer.blocks_t is None else layer.blocks_t.size)
                   for layer in policy.layers)  # fmt: skip
     fp = packed["footprint"]["policy"]
     assert weights <= fp["rodata"] < weights + 8 * 1024 and 0 < fp["text"] < 4096
     assert fp["flash"] < 256 * 1024 and fp["ram"] + fp["stack"] < 32 * 1024
-    assert "256 KiB flash / 32 KiB RAM goal" in packed["fits"]
+    assert "256 KiB flash / 32 KiB RAM part" in packed["fits"]
     assert packed["footprint"]["harness_flash"] > 0 and packed["footprint"]["harness_ram"] > 0
     # the float MLP baseline computes what PyTorch does, and its dense loop costs every MAC
     mlp = packed["mlp"]
@@ -83,7 +75,6 @@ def test_halfcheetah_policy_is_bit_exact_on_cortex_m4(halfcheetah_export, tmp_pa
 
 def test_deploy_records_closed_loop_observations_and_writes_the_report(halfcheetah_export, tmp_path: Path) -> None:
     export_dir, _ = halfcheetah_export
-    (export_dir / "report.json").write_text(json.dumps({"env": "HalfCheetah-v5"}))  # what export_run records
     result = firmware.deploy(export_dir, steps=60, seed=3)
     assert result["bit_exact"] and result["observations"] == 60 and result["mlp"]["cost"]["steps"] == 60
     assert json.loads((export_dir / "firmware.json").read_text())["cost"] == result["cost"]
@@ -114,3 +105,7 @@ def test_cli_target_cortex_m4_and_errors(tmp_path: Path, capsys) -> None:
     empty.mkdir()
     assert firmware.main([str(empty)]) == 2
     assert "report.json is missing: export with" in capsys.readouterr().err
+    # a blimp firmware links the C and reads the quantised controller from the npz: both formats are required
+    assert run_cli("export", BLIMP_RUNS[0], "--format", "c", "--out", tmp_path / "c_only", "--target", "cortex-m4") == 2
+    assert "--target cortex-m4 needs the c and npz artefacts; add npz to --format" in capsys.readouterr().err
+    assert not (tmp_path / "c_only").exists()

@@ -112,6 +112,49 @@ def test_resume_with_more_timesteps_keeps_the_new_total(tmp_path: Path) -> None:
     assert transitions(run / "checkpoints" / "step_000000400") == 400
 
 
+# ---- 4: train --resume when LATEST names a missing or corrupt step ----------------------------------
+@pytest.mark.parametrize("damage", ["deleted", "corrupt"])
+def test_resume_falls_back_to_the_newest_intact_checkpoint(damage: str, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    assert run_cli("train", *TINY, "--timesteps", 200, "--run-dir", run) == 0
+    step = run / "checkpoints" / "step_000000200"
+    assert (run / "checkpoints" / "LATEST").read_text() == "step_000000200\n"
+    if damage == "deleted":
+        shutil.rmtree(step)
+    else:
+        (step / "state.json").write_text("{")
+    capsys.readouterr()
+    assert run_cli("train", "--resume", run, "--timesteps", 300) == 0
+    captured = capsys.readouterr()
+    warning = "; using the newest intact checkpoint, step_000000100"
+    assert captured.err.count(warning) == 1, captured.err  # said once, though resuming looks it up twice
+    assert "resuming" in captured.out and "from step_000000100 to 300 steps" in captured.out
+    assert (run / "DONE").read_text() == "300\n"
+    assert evaluation_steps(run) == [100, 200, 300] == tensorboard_steps(run)
+    assert transitions(run / "checkpoints" / "step_000000300") == 300
+    assert RunDirectory(run).latest_checkpoint().timesteps == 300
+
+
+def test_resumed_tensorboard_files_sort_after_the_old_ones(tmp_path: Path, monkeypatch) -> None:
+    """The one wait both frameworks' resumes use before their ``purge_step`` writer: past the newest file's second."""
+    import time
+
+    from experiments import rllib_training, training
+    from experiments.run_dir import wait_past_event_files
+
+    now = int(time.time())
+    (tmp_path / f"events.out.tfevents.{now}.host.1.0").write_bytes(b"")
+    (tmp_path / "events.out.tfevents.notastamp.host").write_bytes(b"")
+    wait_past_event_files(tmp_path)
+    assert time.time() >= now + 1
+    assert training.wait_past_event_files is rllib_training.wait_past_event_files is wait_past_event_files
+    started = time.time()
+    wait_past_event_files(tmp_path / "missing")  # no files: no wait
+    assert time.time() - started < 0.5
+
+
 # ---- 9: a failure before the first checkpoint is recoverable ---------------------------------------
 def test_failure_before_first_checkpoint_restarts_with_saved_config(tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
@@ -169,6 +212,8 @@ def test_unsigned_or_modified_pickles_are_refused(small_run: Path, tmp_path: Pat
         ["eval", run],
         ["train", "--resume", run, "--timesteps", 300],
         ["package", run, "--out", tmp_path / "p"],
+        ["export", run, "--out", tmp_path / "e"],
+        ["export", run, "--out", tmp_path / "q", "--qat-steps", 10],
     ):
         assert run_cli(*args) == 2
         err = capsys.readouterr().err
@@ -176,6 +221,48 @@ def test_unsigned_or_modified_pickles_are_refused(small_run: Path, tmp_path: Pat
     assert not marker.exists()  # nothing was unpickled
     assert run_cli("train", "--resume", run, "--timesteps", 300, "--trust") == 2  # trusted: unpickled (and broken)
     assert marker.exists()
+
+
+def test_qat_export_refuses_an_unsigned_replay_buffer(tmp_path: Path, capsys) -> None:
+    """The final policy loads pickle-free (policy/); quantisation-aware fine-tuning then unpickles the latest
+    checkpoint's replay buffer, which must be signed or trusted."""
+    run = tmp_path / "spiking"
+    spiking = [a if a != "mlp" else "ilcsan" for a in TINY]
+    assert run_cli("train", *spiking, "--timesteps", 200, "--run-dir", run) == 0
+    marker = tmp_path / "code-ran"
+    checkpoint = RunDirectory(run).latest_checkpoint()
+    checkpoint.replay_buffer.write_bytes(pickle.dumps(Payload(marker)))
+    (checkpoint.path / "signature.json").unlink()
+    assert run_cli("export", run, "--out", tmp_path / "q", "--qat-steps", 10, "--episodes", 1) == 2
+    err = capsys.readouterr().err
+    assert f"refusing to load {checkpoint.replay_buffer}" in err and "--trust" in err and not marker.exists()
+    assert run_cli("export", run, "--out", tmp_path / "q", "--qat-steps", 10, "--episodes", 1, "--trust") == 2
+    assert marker.exists()  # trusted: unpickled, and not a replay buffer
+    assert f"replay buffer {checkpoint.replay_buffer} is corrupt" in capsys.readouterr().err
+
+
+def test_crafted_policy_package_is_refused_in_one_line(small_run: Path, tmp_path: Path, capsys) -> None:
+    """A package is safe to load from anyone: a policy.pt holding a pickle payload, with card.json's digest made to
+    match, is refused by torch's weights-only unpickler with a one-line error, and nothing runs."""
+    import json
+    import shutil
+
+    import torch
+
+    from experiments.run_dir import file_digest
+
+    package = shutil.copytree(small_run / "policy", tmp_path / "crafted")
+    marker = tmp_path / "code-ran"
+    torch.save({"weights": Payload(marker)}, package / "policy.pt")
+    card = json.loads((package / "card.json").read_text())
+    card["files"]["policy.pt"] = file_digest(package / "policy.pt")
+    (package / "card.json").write_text(json.dumps(card))
+    for args in (["eval", package, "--episodes", 1], ["export", package, "--out", tmp_path / "e"]):
+        assert run_cli(*args) == 2
+        err = capsys.readouterr().err
+        refusal = "policy.pt does not fit the config: UnpicklingError: it holds objects other than tensors"
+        assert err.count("\n") == 1 and refusal in err and "(Unsupported global" in err, err
+    assert not marker.exists()
 
 
 def test_policy_package_loads_without_pickle_and_matches(small_run: Path, tmp_path: Path, capsys) -> None:
@@ -229,6 +316,9 @@ def test_bad_input_is_refused_before_the_run_directory_exists(small_run: Path, t
         (["train", "--set", "actor.hidden_sizes=[3", "--run-dir", target], "the value is not valid YAML"),
         (["train", "--set", "algo.batch_size=-1", "--run-dir", target], r"algo.batch_size must be in \[1, inf\]"),
         (["train", "--set", "algo.gamma=1.5", "--run-dir", target], r"algo.gamma must be in \(0, 1\], got 1.5"),
+        (["train", "--env", "HalfCheeta-v5", "--run-dir", target], "unknown environment 'HalfCheeta-v5'"),
+        (["train", "--env", "CartPole-v1", "--run-dir", target], r"continuous \(Box\) action space"),
+        (["train", "--framework", "rllib", "--algo", "ppo", "--env", "CartPole-v1", "--run-dir", target], "Box"),
         (["train", *TINY, "--run-dir", a_file], f"run directory {a_file} cannot be created"),
         (["train", *TINY, "--run-dir", a_file / "below"], f"run directory {a_file / 'below'} cannot be created"),
         (["train", "--resume", small_run, "--timesteps", 0], "--timesteps must be >= 1, got 0"),

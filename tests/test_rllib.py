@@ -72,6 +72,36 @@ def test_eval_loads_rllib_checkpoint(ppo_run: Path, capsys) -> None:
     assert set(result["firing_rates"]) == {"encoder", "hidden1", "hidden2", "output"}
 
 
+def test_unsigned_or_modified_rllib_checkpoints_are_refused(ppo_run: Path, tmp_path: Path, capsys) -> None:
+    """RLlib checkpoints hold pickles: the final ``rllib/`` and every checkpoint are signed when written and
+    restored only if unchanged and signed with the user's key, or under --trust."""
+    import pickle
+    import shutil
+
+    from experiments.bad_input import Payload
+
+    run = tmp_path / "copy"
+    shutil.copytree(ppo_run, run)
+    marker = tmp_path / "code-ran"
+    state = next(p for p in sorted((run / "rllib").rglob("*.pkl")))
+    state.write_bytes(pickle.dumps(Payload(marker)))
+    assert run_cli("eval", run, "--episodes", 1) == 2
+    assert f"{state} changed after it was written" in capsys.readouterr().err
+    for signature in run.rglob("signature.json"):
+        signature.unlink()  # a run from elsewhere: nothing signed
+    with (run / "evaluations.csv").open("a") as rows:
+        rows.write("700,1.0,0.0,10,0.0,99.0\n")  # a row after the latest checkpoint, which a resume would drop
+    evaluations = (run / "evaluations.csv").read_text()
+    for args in (["eval", run, "--episodes", 1], ["eval", run, "--checkpoint", "latest", "--episodes", 1],
+                 ["train", "--resume", run, "--timesteps", 800, "--no-progress"]):  # fmt: skip
+        assert run_cli(*args) == 2, args
+        err = capsys.readouterr().err
+        assert "refusing to load" in err and "/rllib: it is a pickle" in err and "--trust" in err, err
+    assert not marker.exists()  # nothing was unpickled
+    assert (run / "evaluations.csv").read_text() == evaluations  # the refused resume changed nothing
+    assert run_cli("eval", run, "--checkpoint", "latest", "--episodes", 1, "--trust") == 0  # trusted: loaded
+
+
 @pytest.mark.slow
 def test_sac_trains_spiking_actor_and_restores(tmp_path: Path) -> None:
     """ILC-SAN + RLlib SAC: gradient updates move the actor network; the checkpoint restores it exactly."""

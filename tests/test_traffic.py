@@ -241,12 +241,20 @@ def test_spiking_q_network_gives_q_values_and_gradients():
 
     from agents.traffic.networks import SpikingQNetwork
 
+    torch.manual_seed(0)
     net = SpikingQNetwork(10, [16, 16], actions=4, steps=5)
-    x = torch.rand(3, 10) * 3
+    x = torch.rand(6, 10) * 3
     q = net(x)
-    assert q.shape == (3, 4)
-    q.sum().backward()
-    assert net.layers[0].weight.grad.abs().sum() > 0
+    assert q.shape == (6, 4) and torch.isfinite(q).all()
+    assert torch.equal(net(x), q)  # deterministic: no state carried over from one call to the next
+    alone = torch.cat([net(x[i : i + 1]) for i in range(len(x))])
+    torch.testing.assert_close(q, alone, rtol=1e-5, atol=1e-6)  # row i of a batch = the network on row i alone
+    distance = torch.cdist(q, q) + torch.eye(len(x))
+    assert distance.min() > 1e-3, distance  # different observations give different Q-values
+    (q * torch.randn_like(q)).sum().backward()
+    for name, parameter in net.named_parameters():
+        grad = parameter.grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
 
 # ---- command line ---------------------------------------------------------------------------------------------------

@@ -345,6 +345,8 @@ def test_checkpoint_loading_never_executes_code(tmp_path, monkeypatch):
     agent.load(good)  # a real checkpoint loads under the restricted unpickler (rng state included)
     evil = tmp_path / "evil.zip"
     torch.save({"model": _Payload()}, evil)
-    with pytest.raises(ValueError, match="not a readable traffic agent checkpoint"):
+    with pytest.raises(ValueError, match="not a readable traffic agent checkpoint") as refused:
         agent.load(evil)
     assert not marker.exists()
+    message = str(refused.value)  # the CLI's one line: torch's several-paragraph refusal cut to its reason
+    assert "\n" not in message and "holds objects other than tensors" in message and "Unsupported global" in message

@@ -30,17 +30,14 @@ import csv
 import functools
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-import yaml
 
 from agents.blimp.config import INTEGRATOR_INIT, EvolveConfig, evolve_config_from_dict
 from agents.blimp.controllers import SNNController
@@ -50,7 +47,7 @@ from agents.blimp.snn import SNNArchitecture, SNNPopulation, imitation_loss
 from agents.blimp.structured import StructuredGenome
 from envs.blimp.params import BlimpParameters
 from experiments.config import ConfigError
-from experiments.run_dir import CheckpointError, git_commit, package_versions, write_atomic
+from experiments.run_dir import PACKAGES, BaseRunDirectory, CheckpointError, write_atomic
 
 PROGRESS_FIELDS = (
     "generation",
@@ -206,43 +203,23 @@ class EvolutionResult:
     wall_time_s: float
 
 
-class EvolutionRun:
-    """Files of one evolution run (see the module docstring)."""
+class EvolutionRun(BaseRunDirectory):
+    """Files of one evolution run (see the module docstring): a run directory with its own checkpoint format."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    parse_config = staticmethod(evolve_config_from_dict)
+    config_kind = "evolution"
+    packages = (*PACKAGES, "cma")
 
-    config_file = property(lambda self: self.path / "config.yaml")
     data_file = property(lambda self: self.path / "data.npz")
     progress_file = property(lambda self: self.path / "progress.csv")
     checkpoint_file = property(lambda self: self.path / "checkpoint.json")
     checkpoint_arrays = property(lambda self: self.path / "checkpoint.npz")
     legacy_checkpoint = property(lambda self: self.path / "checkpoint.pkl")
     best_file = property(lambda self: self.path / "best.npz")
-    tensorboard_dir = property(lambda self: self.path / "tensorboard")
 
-    def initialise(self, config: EvolveConfig) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
-        meta = {
-            "seed": config.evolution.seed,
-            "data_seed": config.data.seed,
-            "command": " ".join(sys.argv),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "host": platform.node(),
-            "cpu_count": os.cpu_count(),
-            "git_commit": git_commit(),
-            "versions": {**package_versions(), "cma": _cma_version()},
-        }
-        write_atomic(self.path / "metadata.json", json.dumps(meta, indent=2) + "\n")
-
-    def load_config(self) -> EvolveConfig:
-        if not self.config_file.is_file():
-            raise CheckpointError(f"{self.path} is not an evolution run: {self.config_file.name} is missing")
-        try:
-            return evolve_config_from_dict(yaml.safe_load(self.config_file.read_text()))
-        except (yaml.YAMLError, ConfigError) as err:
-            raise CheckpointError(f"{self.config_file}: unreadable evolution config: {err}") from err
+    def metadata(self, config: EvolveConfig) -> dict[str, Any]:
+        seeds = {"seed": config.evolution.seed, "data_seed": config.data.seed}
+        return {**seeds, **super().metadata(config), "cpu_count": os.cpu_count()}
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Write the arrays, then the JSON that names the generation (the JSON is the commit point)."""
@@ -329,15 +306,6 @@ class EvolutionRun:
             if new:
                 writer.writeheader()
             writer.writerows(rows)
-
-
-def _cma_version() -> str:
-    try:
-        import cma
-
-        return cma.__version__
-    except ImportError:
-        return "not installed"
 
 
 def step_size(es) -> float:

@@ -51,7 +51,7 @@ ASSUMED_CPI = 1.5  # cycles per instruction of the estimate (an assumption, see 
 QEMU_TIMEOUT_S = 600
 # common parts: (name, flash bytes, RAM bytes)
 PARTS = (
-    ("256 KiB flash / 32 KiB RAM goal", 256 * 1024, 32 * 1024),
+    ("256 KiB flash / 32 KiB RAM part", 256 * 1024, 32 * 1024),
     ("STM32F401RC (256 KiB / 64 KiB)", 256 * 1024, 64 * 1024),
     ("STM32F407VG (1 MiB / 192 KiB)", 1024 * 1024, 192 * 1024),
     ("nRF52832 (512 KiB / 64 KiB)", 512 * 1024, 64 * 1024),

@@ -1,67 +1,37 @@
-"""Regenerate the "Running on a microcontroller" table of docs/export.md: the HalfCheetah-size ILC-SAN policy (packed
-and portable synaptic loop), the float32 MLP actor of the same hidden sizes, and the evolved blimp controllers, each
-built as Cortex-M4 firmware and run under QEMU on recorded inputs.
+"""Regenerate the "Running on a microcontroller" table of docs/export.md: the committed pretrained HalfCheetah-v5
+ILC-SAN policy (packed and portable synaptic loop), the float32 MLP actor of the same hidden sizes, and the evolved
+blimp controllers, each built as Cortex-M4 firmware and run under QEMU on recorded inputs.
 
-    python -m agents.export.firmware_table [--steps 1000] [--work DIR]
+    python -m agents.export.firmware_table [--steps 1000] [--work DIR] [--out DIR]
 
-The HalfCheetah-size policy has the structure of the committed HalfCheetah-v5 export (17 x 10 encoder, 256-256,
-6 x 10 output populations with intra-layer connections, T = 5) with a fixed random draw of weights, and is replayed
-on observations of a random-action HalfCheetah-v5 rollout. The cost per step is ``fixed + per_sop x SOPs``; the row
-"at the trained policy's SOPs" evaluates that fit at the SOP mean / p99 / max the committed report measured on the
-trained policy's own observations.
+The HalfCheetah policy is replayed on the observations it visits itself in closed loop (integer NumPy reference,
+episodes seeded from ``RECORDING_SEED``). ``--out`` keeps ``results.json`` and ``firmware.md`` (the table and the
+command) there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from agents.export import firmware
 
-HALFCHEETAH_SPEC = Path("docs/results/export/HalfCheetah-v5_ilcsan_td3_s0/report.json")
+PRETRAINED_HALFCHEETAH = Path("pretrained/HalfCheetah-v5_ilcsan_td3_100k_s0")
 BLIMP_PD = [Path("docs/results/blimp/runs/blimp_pd")]
 BLIMP_PD_I = [Path("docs/results/blimp/runs/blimp_pd_cl"), Path("docs/results/blimp/runs/blimp_i_integrator")]
-TRANSIENT = 100  # rollout steps skipped at the start
+RECORDING_SEED = 12345
 
 
-def random_rollout(env_id: str, steps: int, seed: int = 0) -> np.ndarray:
-    """Raw observations ``[steps, N]`` of ``env_id`` under uniform random actions (one seeded episode)."""
-    import gymnasium as gym
+def export_pretrained(package: Path, out: Path, steps: int, seed: int = RECORDING_SEED):
+    """Export (C + npz) the policy package ``package`` into ``out``; returns ``steps`` raw observations ``[steps, N]``
+    that the exported integer policy visits in closed loop."""
+    from agents.export.exporter import ExportOptions, export_run
 
-    env = gym.make(env_id)
-    obs, _ = env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    low, high = env.action_space.low, env.action_space.high
-    rows = []
-    for _ in range(steps):
-        rows.append(obs)
-        obs, _, terminated, truncated, _ = env.step(rng.uniform(low, high))
-        if terminated or truncated:
-            obs, _ = env.reset()
-    env.close()
-    return np.stack(rows)
-
-
-def export_halfcheetah_size(out: Path, steps: int, seed: int = 0) -> np.ndarray:
-    """Export (C + npz) an ILC-SAN actor of HalfCheetah-v5 size with random weights (``seed``) and observation
-    statistics of a random rollout into ``out``; returns ``steps`` recorded observations after the transient."""
-    import torch
-
-    from agents.actors import ActorConfig, build_actor
-    from agents.export.exporter import export_policy
-    from agents.export.quantization import quantize_actor
-    from envs.normalization import ObservationStats
-
-    obs = random_rollout("HalfCheetah-v5", steps + TRANSIENT, seed)
-    torch.manual_seed(seed)
-    actor = build_actor(17, 6, ActorConfig(name="ilcsan", hidden_sizes=[256, 256], encoder_pop=10, decoder_pop=10))
-    stats = ObservationStats(obs.mean(axis=0), obs.var(axis=0), float(len(obs)), 3.0, 1e-8)
-    export_policy(quantize_actor(actor.eval(), stats), out, ("c", "npz"))
-    return obs[TRANSIENT:]
+    export_run(package, out, ExportOptions(formats=("c", "npz"), episodes=0, seed=seed, benchmark=False))
+    return firmware.record_policy_observations(out, steps, seed)
 
 
 def _blimp(runs: list[Path], work: Path, seed: int = 1000) -> dict:
@@ -71,23 +41,9 @@ def _blimp(runs: list[Path], work: Path, seed: int = 1000) -> dict:
     return firmware.deploy_blimp(work, firmware.record_blimp_errors(work, seed), work / "build")
 
 
-def _predicted_row(name: str, result: dict, sops: dict) -> str:
-    fit = result["instructions_per_sop"]
-    predicted = {key: fit["fixed"] + fit["per_sop"] * sops[f"sops_{key}"] for key in ("mean", "p99", "max")}
-    cost = firmware.step_cost(np.array([predicted["mean"]]))
-    worst = firmware.step_cost(np.array([predicted["max"]]))
-    policy = result["footprint"]["policy"]
-    return (
-        f"| {name} | {policy['flash'] / 1024:.2f} KiB | {(policy['ram'] + policy['stack']) / 1024:.2f} KiB | "
-        f"{predicted['mean']:,.0f} / {predicted['p99']:,.0f} / {predicted['max']:,.0f} (fit) | "
-        f"{cost['latency_us_mean']:,.0f} ({worst['latency_us_mean']:,.0f}) | "
-        f"{cost['rate_hz_mean']:,.0f} ({worst['rate_hz_mean']:,.0f}) |"
-    )
-
-
 def build_table(steps: int, work: Path) -> tuple[str, dict]:
     """The markdown table and every result behind it."""
-    obs = export_halfcheetah_size(work / "halfcheetah", steps)
+    obs = export_pretrained(PRETRAINED_HALFCHEETAH, work / "halfcheetah", steps)
     packed = firmware.deploy_policy(work / "halfcheetah", obs, work / "packed")
     portable = firmware.deploy_policy(work / "halfcheetah", obs, work / "portable", simd=False, mlp_steps=1)
     soft = firmware.deploy_mlp(17, packed["mlp"]["hidden"], 6, obs[:50], work / "mlp_soft", "soft")
@@ -98,13 +54,12 @@ def build_table(steps: int, work: Path) -> tuple[str, dict]:
         "blimp_pd": _blimp(BLIMP_PD, work / "blimp_pd"),
         "blimp_pd_i": _blimp(BLIMP_PD_I, work / "blimp_pd_i"),
     }
-    trained = json.loads(HALFCHEETAH_SPEC.read_text())["errors"]
     hidden = packed["mlp"]["hidden"]
+    name = PRETRAINED_HALFCHEETAH.name
     rows = [
         firmware.TABLE_HEADER,
-        firmware.table_row("HalfCheetah-size ILC-SAN, packed int16 (SXTB16/SADD16)", packed),
-        firmware.table_row("HalfCheetah-size ILC-SAN, portable int32 loop", portable),
-        _predicted_row("same, at the trained policy's SOPs (report)", packed, trained),
+        firmware.table_row(f"{name}, packed int16 (SXTB16/SADD16)", packed),
+        firmware.table_row(f"{name}, portable int32 loop", portable),
         firmware.table_row(f"float32 MLP {hidden[0]}-{hidden[1]}, Cortex-M4F FPU", packed["mlp"]),
         firmware.table_row(f"float32 MLP {hidden[0]}-{hidden[1]}, soft-float (no FPU)", soft),
         firmware.table_row("blimp SNN-PD", results["blimp_pd"]),
@@ -116,13 +71,17 @@ def build_table(steps: int, work: Path) -> tuple[str, dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.export.firmware_table", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="recorded HalfCheetah observations (default 1000)")
-    parser.add_argument("--work", type=Path, help="keep the exports, builds and results.json here")
+    parser.add_argument("--work", type=Path, help="keep the exports and builds here")
+    parser.add_argument("--out", type=Path, help="write results.json and firmware.md (table and command) here")
     args = parser.parse_args(argv)
     firmware.require_toolchain()
+    command = " ".join(["python -m agents.export.firmware_table", *(argv if argv is not None else sys.argv[1:])])
     with tempfile.TemporaryDirectory() as scratch:
-        work = args.work or Path(scratch)
-        table, results = build_table(args.steps, work)
-        (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        table, results = build_table(args.steps, args.work or Path(scratch))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps({"command": command, **results}, indent=2) + "\n")
+        (args.out / "firmware.md").write_text(f"# Cortex-M4 firmware under QEMU\n\nCommand: `{command}`\n\n{table}")
     print(table)
     return 0
 

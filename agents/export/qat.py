@@ -66,7 +66,10 @@ def finetune_actor(
     if not buffer_path.is_file():
         raise ExportError(f"quantisation-aware fine-tuning samples states from {buffer_path}, which is missing")
     require_trusted(buffer_path)  # a pickle: signed by this user's key or under --trust
-    model.load_replay_buffer(buffer_path)
+    try:
+        model.load_replay_buffer(buffer_path)
+    except Exception as err:  # pickle, zip, EOF and SB3's assertion on the loaded object alike
+        raise ExportError(f"replay buffer {buffer_path} is corrupt: {type(err).__name__}: {err}") from err
     stats = getattr(model, "obs_normalization", None)
     torch.manual_seed(seed)
     actor = copy.deepcopy(source)

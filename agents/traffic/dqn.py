@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from agents.traffic.auxiliary import aux_dims, auxiliary_targets
 from agents.traffic.config import TrafficAgentConfig, TrafficAgentError
 from agents.traffic.networks import MultiTaskEncoder, TrafficQModel, q_network
+from envs.errors import one_line
 
 
 class ReplayBuffer:
@@ -234,7 +235,9 @@ class SharedDQNAgent:
                 self.episode, self.gradient_steps = int(state["episode"]), int(state["gradient_steps"])
                 self.rng.bit_generator.state = state["rng"]
         except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as err:
-            raise TrafficAgentError(f"{path}: not a readable traffic agent checkpoint for this config: {err}") from err
+            raise TrafficAgentError(
+                f"{path}: not a readable traffic agent checkpoint for this config: {one_line(err)}"
+            ) from err
 
     def save_replay_buffer(self, path: str | Path) -> None:
         buffer = io.BytesIO()
