@@ -5,7 +5,7 @@ Usage::
 
     python -m experiments.bad_input [--docs docs/reliability.md]
 
-Trains one seconds-long run in a temporary directory, then feeds every case to ``train_agent.main`` in this
+Trains one seconds-long run in a temporary directory, then feeds every case to ``experiments.cli.main`` in this
 process and records the exit code and the message (paths shown relative to the temporary directory). An error
 case fails the script (exit 1) unless it exits 2 with exactly one ``error:`` line; a case the command recovers
 from (exit 0) fails it unless it exits 0 and prints the expected line (a warning, say). Checks made after a case
@@ -97,7 +97,7 @@ class Behaviour:
 
 def run_case(case: Case) -> tuple[int, str, str]:
     """``(exit code, stderr, stdout)`` of the case."""
-    import train_agent
+    from experiments import cli
 
     if case.setup is not None:
         case.setup()
@@ -112,7 +112,7 @@ def run_case(case: Case) -> tuple[int, str, str]:
             print(line or "", file=sys.stderr)
             return 0, err.getvalue(), out.getvalue()
         try:
-            code = train_agent.main([str(a) for a in case.args])
+            code = cli.main([str(a) for a in case.args])
         except SystemExit as exit_:  # argparse
             code = int(exit_.code or 0)
     return code, err.getvalue(), out.getvalue()
@@ -146,10 +146,10 @@ def cases(work: Path) -> tuple[list[Case | Behaviour], list[subprocess.Popen]]:
         buffer.write_bytes(pickle.dumps(Payload(work / "code-ran")))
 
     def make_no_checkpoint() -> None:  # what a run killed before its first checkpoint leaves
-        import train_agent
+        from experiments import cli
 
-        args = train_agent.build_parser().parse_args(["train", *TINY, "--timesteps", "100"])
-        RunDirectory(no_checkpoint).initialise(train_agent.resolve_train_config(args))
+        args = cli.build_parser().parse_args(["train", *TINY, "--timesteps", "100"])
+        RunDirectory(no_checkpoint).initialise(cli.resolve_train_config(args))
 
     def no_code_ran() -> str:
         assert not marker.exists(), "a malicious pickle was loaded"
@@ -190,8 +190,8 @@ def cases(work: Path) -> tuple[list[Case | Behaviour], list[subprocess.Popen]]:
         (copy_run("bad_run_config") / "config.yaml").write_text("env: {id: Hopper-v5\n")
 
     def make_blimp_pickle() -> None:  # an evolution run of an older version, or a crafted one
-        from agents.blimp.config import load_evolve_config
-        from agents.blimp.evolution import EvolutionRun
+        from experiments.blimp_config import load_evolve_config
+        from experiments.blimp_evolution import EvolutionRun
 
         EvolutionRun(work / "blimp").initialise(load_evolve_config(None))
         (work / "blimp" / "checkpoint.pkl").write_bytes(pickle.dumps(Payload(marker)))
@@ -362,9 +362,9 @@ def shown(text: str, work: Path) -> str:
 
 def table(work: Path) -> tuple[str, list[str]]:
     """The markdown table and the cases that did not give one error line with exit 2."""
-    import train_agent
+    from experiments import cli
 
-    assert train_agent.main(["train", *TINY, "--timesteps", "200", "--run-dir", str(work / "run")]) == 0
+    assert cli.main(["train", *TINY, "--timesteps", "200", "--run-dir", str(work / "run")]) == 0
     rows, failures = [], []
     all_cases, holders = cases(work)
     try:

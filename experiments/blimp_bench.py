@@ -21,10 +21,11 @@ import torch
 
 from agents.blimp.controllers import fly
 from agents.blimp.datasets import ImitationData
-from agents.blimp.evolution import PopulationEvaluator, RayEvaluator
+from agents.blimp.fitness import PopulationEvaluator
 from agents.blimp.pid import PID
 from agents.blimp.snn import SNNArchitecture
 from envs.blimp import BlimpAltitudeEnv
+from experiments.blimp_evolution import RayEvaluator
 
 POPULATION, TICKS = 50, 800
 

@@ -39,8 +39,8 @@ def add_blimp_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def command_evolve(args: argparse.Namespace) -> int:
-    from agents.blimp.config import EvolveConfig, load_evolve_config
-    from agents.blimp.evolution import EvolutionRun, evolve
+    from experiments.blimp_config import EvolveConfig, load_evolve_config
+    from experiments.blimp_evolution import EvolutionRun, evolve
 
     if args.generations is not None and args.generations < 0:
         raise ConfigError(f"--generations must be >= 0, got {args.generations}")

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from agents.blimp.controllers import Controller, Flight, SummedController, fly
-from agents.blimp.evolution import EvolutionRun
 from agents.blimp.pid import PID, PIDGains
 from envs.blimp.env import BlimpAltitudeEnv
 from envs.blimp.params import BlimpParameters
 from envs.blimp.profiles import PAPER_PD_STEPS, PROFILES
+from experiments.blimp_evolution import EvolutionRun
 from experiments.blimp_metrics import METRIC_NAMES, flight_metrics
 from experiments.config import ConfigError
 from experiments.run_dir import write_atomic

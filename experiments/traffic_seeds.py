@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train_agent import main as cli
+from experiments.cli import main as cli
 
 AGENTS = {"mtlight": [], "dqn": ["--agent", "dqn"], "mtlight_spiking": ["--set", "agent.q_network=spiking"]}
 BASELINES = ("fixedtime", "maxpressure", "advanced_mp")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from cli_helpers import run_cli
 
-from agents.blimp.config import load_evolve_config
-from agents.blimp.evolution import EvolutionRun
+from experiments.blimp_config import load_evolve_config
+from experiments.blimp_evolution import EvolutionRun
 
 TINY = [
     "--set", "network.hidden=10", "--set", "data.train_windows=3", "--set", "data.window_s=25",
@@ -49,7 +49,7 @@ def test_resume_continues_the_same_search(evolved: Path) -> None:
     run = EvolutionRun(evolved)
     state = run.load_checkpoint()
     assert state.generation == 40 and state.losses.shape == (40, 16)
-    from agents.blimp.evolution import restore_strategy
+    from experiments.blimp_evolution import restore_strategy
 
     assert restore_strategy(run.load_config(), state).countiter == 40
 
@@ -75,7 +75,7 @@ def test_crashed_run_resumes_from_its_last_checkpoint(evolved: Path, tmp_path: P
     state = run.load_checkpoint()
     # as if the process died after writing rows up to 40 but checkpointing at 30
     state.generation, state.losses = 30, state.losses[:30]
-    from agents.blimp.evolution import _new_strategy
+    from experiments.blimp_evolution import _new_strategy
 
     es = _new_strategy(run.load_config(), state.x0)
     for losses in state.losses:  # pycma's mean at generation 30

@@ -13,13 +13,13 @@ import torch
 from cli_helpers import run_cli
 
 from agents.blimp.closed_loop import flight_loss
-from agents.blimp.config import load_evolve_config
-from agents.blimp.evolution import EvolutionRun, _new_strategy
 from agents.blimp.integrator import integrator_genome
 from agents.blimp.snn import SNNArchitecture, SNNPopulation
 from agents.blimp.structured import GAIN_STEP, SharedGenome, StructuredGenome
 from envs.blimp import BlimpAltitudeEnv
+from experiments.blimp_config import load_evolve_config
 from experiments.blimp_eval import wilcoxon_rows
+from experiments.blimp_evolution import EvolutionRun, _new_strategy
 
 TINY = [
     "--set", "network.hidden=10", "--set", "data.train_windows=3", "--set", "data.window_s=25",
@@ -203,7 +203,7 @@ def test_pair_fitness_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="network.genome: unknown 'sparse'; valid: full, structured"):
         load_evolve_config(None, {"network": {"genome": "sparse"}})
     with pytest.raises(ConfigError, match="fitness.init: integrator needs network.genome: full"):
-        from agents.blimp.evolution import initial_genome
+        from experiments.blimp_evolution import initial_genome
 
         config = load_evolve_config(None, {"network": {"genome": "structured"}, "fitness": {"init": "integrator"}})
         initial_genome(config, np.random.default_rng(0))

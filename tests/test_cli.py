@@ -14,6 +14,7 @@ from cli_helpers import run_cli, tiny_td3_overrides
 from PIL import Image
 
 import train_agent
+from experiments import cli
 from experiments.run_dir import RunDirectory
 
 
@@ -137,7 +138,7 @@ def test_existing_run_dir_is_not_overwritten(finished_run: Path, capsys) -> None
 
 
 def test_eval_video_through_offscreen_rendering(finished_run: Path, tmp_path: Path, capsys) -> None:
-    """Headless machines render through EGL (train_agent sets MUJOCO_GL=egl when there is no display)."""
+    """Headless machines render through EGL (the command line sets MUJOCO_GL=egl when there is no display)."""
     gif = tmp_path / "episode.gif"
     assert run_cli("eval", finished_run, "--episodes", 1, "--video", gif) == 0
     out = capsys.readouterr().out
@@ -154,6 +155,6 @@ def test_ctrl_c_exits_130_with_a_resume_hint(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_agent, "command_eval", interrupted)
+    monkeypatch.setattr(cli, "command_eval", interrupted)
     assert train_agent.main(["eval", "runs/any"]) == 130
     assert "continue with --resume" in capsys.readouterr().err

@@ -65,7 +65,7 @@ def _load_suite(path: Path) -> list:
 
 
 def _load_blimp(path: Path):
-    from agents.blimp.config import evolve_config_from_dict, load_evolve_config
+    from experiments.blimp_config import evolve_config_from_dict, load_evolve_config
 
     config = load_evolve_config(path)
     assert evolve_config_from_dict(config.to_dict()) == config  # what a run directory saves loads back the same

@@ -247,8 +247,8 @@ def test_export_trained_run_end_to_end(trained_run: Path, tmp_path: Path) -> Non
     bounds = {b["layer"]: max(b["current_bound"], b["voltage_bound"]) for b in report["overflow_bounds"]}
     assert all(0 < peak <= bounds[name] for name, peak in report["observed_state_peaks"].items())
     # bit-exactness on thousands of observations recorded from rollouts of the trained float policy
-    from agents.export.exporter import load_run
-    from agents.export.fidelity import run_episodes
+    from experiments.export.exporter import load_run
+    from experiments.export.fidelity import run_episodes
 
     config, model = load_run(trained_run)
     recorded = run_episodes(config.env.id, lambda obs: model.predict(obs, deterministic=True)[0], 300, 7, True)

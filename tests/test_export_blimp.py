@@ -12,7 +12,6 @@ import pytest
 from cli_helpers import run_cli
 
 from agents.blimp.controllers import fly
-from agents.blimp.evolution import EvolutionRun
 from agents.blimp.snn import SNNArchitecture, SNNPopulation
 from agents.export import c_build
 from agents.export.blimp_codegen import generate_blimp_c
@@ -20,6 +19,7 @@ from agents.export.blimp_quantization import ERROR_CLIP_Q16, IntegerBlimpControl
 from agents.export.blimp_reference import BlimpReference, command_from_q16, error_to_q16
 from agents.export.overflow import OverflowRiskError, check_blimp_overflow
 from envs.blimp.env import BlimpAltitudeEnv
+from experiments.blimp_evolution import EvolutionRun
 
 TINY_EVOLVE = [
     "--set", "network.hidden=10", "--set", "data.train_windows=2", "--set", "data.window_s=20",

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from cli_helpers import run_cli
 
-from agents.export import firmware
-from agents.export.blimp_exporter import BlimpExportOptions, export_blimp_runs
-from agents.export.firmware_table import PRETRAINED_HALFCHEETAH, export_pretrained
 from agents.export.quantization import IntegerPolicy
+from experiments.export import firmware
+from experiments.export.blimp_exporter import BlimpExportOptions, export_blimp_runs
+from experiments.export.firmware_table import PRETRAINED_HALFCHEETAH, export_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / PRETRAINED_HALFCHEETAH

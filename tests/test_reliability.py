@@ -21,6 +21,7 @@ import train_agent
 from agents.export.quantization import ExportError, observations_to_q16
 from agents.sb3 import ALGORITHMS, POLICIES
 from envs import NonFiniteObservationError, make_vec_env
+from experiments import cli
 from experiments.bad_input import NAN_ENV, Payload
 from experiments.run_dir import FAULT_ENV, FILE_MODE, LOCK_FILE, RunDirectory
 
@@ -344,7 +345,7 @@ def test_only_user_errors_exit_2(monkeypatch) -> None:
     def internal_bug(args):
         raise ValueError("an internal bug")
 
-    monkeypatch.setattr(train_agent, "command_eval", internal_bug)
+    monkeypatch.setattr(cli, "command_eval", internal_bug)
     with pytest.raises(ValueError, match="an internal bug"):  # its traceback is shown, not "error: ..."
         train_agent.main(["eval", "runs/any"])
 

@@ -1,6 +1,7 @@
 """Blimp altitude controllers: the deployed PID, the evolved SNN (PD and I networks), the hand-set integrating
-SNN-I, CMA-ES evolution by open-loop imitation or closed-loop fitness, imitation datasets flown in the MuJoCo
-blimp, and closed-loop rollouts."""
+SNN-I, its genomes, open-loop imitation and closed-loop fitness, imitation datasets flown in the MuJoCo blimp, and
+closed-loop rollouts. The CMA-ES evolution runs and their configs are :mod:`experiments.blimp_evolution` and
+:mod:`experiments.blimp_config`."""
 
 from agents.blimp.controllers import Controller, Flight, SNNController, SummedController, fly
 from agents.blimp.integrator import integrator_genome

@@ -12,7 +12,6 @@ The behaviour-cloning term keeps the fine-tuned actor near the states where the 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,7 +20,6 @@ from tqdm import trange
 
 from agents.actors import SpikingActor
 from agents.export.quantization import WEIGHT_MAX, ExportError
-from experiments.run_dir import RunDirectory, require_trusted
 
 
 class RowFakeQuant(nn.Module):
@@ -45,9 +43,18 @@ def fake_quantised_tensors(actor: SpikingActor) -> list[tuple[nn.Module, str]]:
     return tensors
 
 
+def check_finetunable(model) -> SpikingActor:
+    """``model``'s actor; raises :class:`ExportError` unless it is spiking and ``model`` has a Q critic."""
+    critic = getattr(model, "critic", None)
+    if critic is None or not hasattr(critic, "q1_forward"):
+        raise ExportError("quantisation-aware fine-tuning needs a Q critic (td3, ddpg or sac runs)")
+    if not isinstance(model.actor_network, SpikingActor):
+        raise ExportError("quantisation-aware fine-tuning applies to spiking actors only")
+    return model.actor_network
+
+
 def finetune_actor(
     model,
-    run_dir: Path,
     steps: int,
     seed: int = 0,
     batch_size: int = 100,
@@ -55,21 +62,11 @@ def finetune_actor(
     bc_weight: float = 1.0,
 ) -> tuple[SpikingActor, dict]:
     """Fine-tuned copy of ``model``'s actor (float latent weights, ready for :func:`quantize_actor`) and a
-    summary dict. Needs an off-policy model (TD3, DDPG, SAC) and the replay buffer of its latest checkpoint."""
-    critic = getattr(model, "critic", None)
-    if critic is None or not hasattr(critic, "q1_forward"):
-        raise ExportError("quantisation-aware fine-tuning needs a Q critic (td3, ddpg or sac runs)")
-    source = model.actor_network
-    if not isinstance(source, SpikingActor):
-        raise ExportError("quantisation-aware fine-tuning applies to spiking actors only")
-    buffer_path = RunDirectory(run_dir).latest_checkpoint().replay_buffer
-    if not buffer_path.is_file():
-        raise ExportError(f"quantisation-aware fine-tuning samples states from {buffer_path}, which is missing")
-    require_trusted(buffer_path)  # a pickle: signed by this user's key or under --trust
-    try:
-        model.load_replay_buffer(buffer_path)
-    except Exception as err:  # pickle, zip, EOF and SB3's assertion on the loaded object alike
-        raise ExportError(f"replay buffer {buffer_path} is corrupt: {type(err).__name__}: {err}") from err
+    summary dict. Needs an off-policy model (TD3, DDPG, SAC) with its replay buffer loaded."""
+    source = check_finetunable(model)
+    if getattr(model, "replay_buffer", None) is None or model.replay_buffer.size() == 0:
+        raise ExportError("quantisation-aware fine-tuning samples states from the replay buffer, which is empty")
+    critic = model.critic
     stats = getattr(model, "obs_normalization", None)
     torch.manual_seed(seed)
     actor = copy.deepcopy(source)

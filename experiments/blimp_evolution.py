@@ -34,18 +34,19 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
-from agents.blimp.config import INTEGRATOR_INIT, EvolveConfig, evolve_config_from_dict
 from agents.blimp.controllers import SNNController
 from agents.blimp.datasets import ImitationData, generate
+from agents.blimp.fitness import Evaluator, PopulationEvaluator
 from agents.blimp.integrator import integrator_genome
-from agents.blimp.snn import SNNArchitecture, SNNPopulation, imitation_loss
+from agents.blimp.snn import SNNArchitecture
 from agents.blimp.structured import StructuredGenome
 from envs.blimp.params import BlimpParameters
+from experiments.blimp_config import INTEGRATOR_INIT, EvolveConfig, evolve_config_from_dict
 from experiments.config import ConfigError
 from experiments.run_dir import PACKAGES, BaseRunDirectory, CheckpointError, write_atomic
 
@@ -61,29 +62,6 @@ PROGRESS_FIELDS = (
     "rate_hidden",
     "wall_time_s",
 )
-
-
-class PopulationEvaluator:
-    """Imitation losses of a batch of genomes on one training window or on the test sequence."""
-
-    def __init__(self, architecture: SNNArchitecture, data: ImitationData) -> None:
-        self.arch = architecture
-        self.data = data
-
-    def evaluate(self, genomes: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Losses ``[P]`` and encoding/hidden firing rates ``[P]`` on window ``window`` (``None``: the test set)."""
-        if window is None:
-            errors, target = self.data.test_errors, self.data.test_targets
-        else:
-            errors, target = self.data.train_errors[window], self.data.train_targets[window]
-        network = SNNPopulation(self.arch, genomes)
-        losses = imitation_loss(network.run(errors), torch.as_tensor(target))
-        rates = network.firing_rates()
-        return losses.numpy(), rates["encoding"].numpy(), rates["hidden"].numpy()
-
-
-class Evaluator(Protocol):
-    def evaluate(self, genomes: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 class RayEvaluator:

@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from agents.blimp.config import EvolveConfig
 from agents.blimp.controllers import Controller, Flight, SNNController, SummedController, fly
-from agents.blimp.evolution import EvolutionRun
 from agents.export import c_build
 from agents.export.blimp_codegen import DEFAULT_BLIMP_PREFIX, generate_blimp_c
 from agents.export.blimp_quantization import IntegerBlimpController, quantize_network
@@ -34,8 +32,10 @@ from agents.export.blimp_reference import (
 )
 from agents.export.overflow import bounds_table, check_blimp_overflow
 from agents.export.quantization import ExportError
-from agents.export.report import footprint_rows, table_row, write_report
+from experiments.blimp_config import EvolveConfig
+from experiments.blimp_evolution import EvolutionRun
 from experiments.config import config_sections
+from experiments.export.report import footprint_rows, table_row, write_report
 from experiments.run_dir import CheckpointError, write_atomic
 
 BLIMP_FORMATS = ("c", "npz")

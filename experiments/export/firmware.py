@@ -1,7 +1,7 @@
 """An exported policy as Cortex-M4 firmware, run under QEMU: bit-exactness on ARM, footprint, instructions per step.
 
 The firmware is the exported C (``spikerl_policy.c`` or ``spikerl_blimp.c``) plus the static sources in
-``agents/export/firmware/``: start-up code and vector table, a linker script for QEMU's ``mps2-an386`` board
+``experiments/export/firmware/``: start-up code and vector table, a linker script for QEMU's ``mps2-an386`` board
 (Cortex-M4), semihosting calls, a harness that streams input records from ``in.bin`` through the policy and writes
 the outputs to ``out.bin``, and one adapter per policy kind. Everything is built with ``arm-none-eabi-gcc
 -mcpu=cortex-m4 -mthumb -Os``.
@@ -13,7 +13,7 @@ counts are exact up to one tick.
 
 Command line (after ``train_agent.py export``)::
 
-    python -m agents.export.firmware EXPORT_DIR [--steps 1000] [--seed 12345]
+    python -m experiments.export.firmware EXPORT_DIR [--steps 1000] [--seed 12345]
 
 writes ``firmware.json`` and ``firmware.md`` into EXPORT_DIR and exits 1 if the firmware's outputs differ from the
 NumPy integer reference.
@@ -319,9 +319,9 @@ def _exported_file(export_dir: Path, name: str) -> Path:
 def record_policy_observations(export_dir: Path, steps: int, seed: int) -> np.ndarray:
     """Raw observations ``[steps, N]`` visited by the exported integer policy (NumPy reference) in closed loop in
     the environment named by the export's ``report.json``."""
-    from agents.export.fidelity import integer_env_policy, run_episodes
     from agents.export.quantization import IntegerPolicy
     from agents.export.reference import IntegerReference
+    from experiments.export.fidelity import integer_env_policy, run_episodes
 
     env_id = json.loads(_exported_file(export_dir, "report.json").read_text())["env"]
     policy = IntegerPolicy.load(_exported_file(export_dir, "policy.npz"))
@@ -410,13 +410,13 @@ def format_markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agents.export.firmware", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.export.firmware", description=__doc__.split("\n")[0])
     parser.add_argument("export_dir", type=Path, help="output directory of train_agent.py export")
     parser.add_argument("--steps", type=int, default=1000, help="recorded inputs to replay (default 1000)")
     parser.add_argument("--seed", type=int, default=12345, help="seed of the recording episodes")
     args = parser.parse_args(argv)
     try:
-        command = " ".join(["python -m agents.export.firmware", *(argv if argv is not None else sys.argv[1:])])
+        command = " ".join(["python -m experiments.export.firmware", *(argv if argv is not None else sys.argv[1:])])
         result = deploy(args.export_dir, args.steps, args.seed, command)
     except (UserError, FirmwareError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -2,7 +2,7 @@
 ILC-SAN policy (packed and portable synaptic loop), the float32 MLP actor of the same hidden sizes, and the evolved
 blimp controllers, each built as Cortex-M4 firmware and run under QEMU on recorded inputs.
 
-    python -m agents.export.firmware_table [--steps 1000] [--work DIR] [--out DIR]
+    python -m experiments.export.firmware_table [--steps 1000] [--work DIR] [--out DIR]
 
 The HalfCheetah policy is replayed on the observations it visits itself in closed loop (integer NumPy reference,
 episodes seeded from ``RECORDING_SEED``). ``--out`` keeps ``results.json`` and ``firmware.md`` (the table and the
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agents.export import firmware
+from experiments.export import firmware
 
 PRETRAINED_HALFCHEETAH = Path("pretrained/HalfCheetah-v5_ilcsan_td3_100k_s0")
 BLIMP_PD = [Path("docs/results/blimp/runs/blimp_pd")]
@@ -28,14 +28,14 @@ RECORDING_SEED = 12345
 def export_pretrained(package: Path, out: Path, steps: int, seed: int = RECORDING_SEED):
     """Export (C + npz) the policy package ``package`` into ``out``; returns ``steps`` raw observations ``[steps, N]``
     that the exported integer policy visits in closed loop."""
-    from agents.export.exporter import ExportOptions, export_run
+    from experiments.export.exporter import ExportOptions, export_run
 
     export_run(package, out, ExportOptions(formats=("c", "npz"), episodes=0, seed=seed, benchmark=False))
     return firmware.record_policy_observations(out, steps, seed)
 
 
 def _blimp(runs: list[Path], work: Path, seed: int = 1000) -> dict:
-    from agents.export.blimp_exporter import BlimpExportOptions, export_blimp_runs
+    from experiments.export.blimp_exporter import BlimpExportOptions, export_blimp_runs
 
     export_blimp_runs(runs, work, BlimpExportOptions(formats=("c", "npz"), repeats=0))
     return firmware.deploy_blimp(work, firmware.record_blimp_errors(work, seed), work / "build")
@@ -69,13 +69,15 @@ def build_table(steps: int, work: Path) -> tuple[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agents.export.firmware_table", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.export.firmware_table", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--steps", type=int, default=1000, help="recorded HalfCheetah observations (default 1000)")
     parser.add_argument("--work", type=Path, help="keep the exports and builds here")
     parser.add_argument("--out", type=Path, help="write results.json and firmware.md (table and command) here")
     args = parser.parse_args(argv)
     firmware.require_toolchain()
-    command = " ".join(["python -m agents.export.firmware_table", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m experiments.export.firmware_table", *(argv if argv is not None else sys.argv[1:])])
     with tempfile.TemporaryDirectory() as scratch:
         table, results = build_table(args.steps, args.work or Path(scratch))
     if args.out is not None:

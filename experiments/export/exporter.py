@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.export import c_build, fidelity
+from agents.export import c_build
 from agents.export.c_codegen import DEFAULT_PREFIX, generate_c
 from agents.export.overflow import bounds_table, check_overflow
 from agents.export.quantization import ExportError, IntegerPolicy, observations_to_q16, quantize_actor
 from agents.export.reference import IntegerReference
-from agents.export.report import energy_estimate, worst_case_sops, write_report
-from experiments.run_dir import CheckpointError, RunDirectory, write_atomic
+from experiments.export import fidelity
+from experiments.export.report import energy_estimate, worst_case_sops, write_report
+from experiments.run_dir import CheckpointError, RunDirectory, require_trusted, write_atomic
 
 FORMATS = ("c", "npz", "nir")
 BENCHMARK_OBSERVATIONS = 2000  # recorded observations replayed by the C latency benchmark
@@ -66,6 +67,19 @@ def load_run(run_dir: Path):
     return config, load_policy(run, "final")
 
 
+def load_replay_buffer(model, run_dir: Path) -> None:
+    """Load the replay buffer of ``run_dir``'s latest checkpoint into ``model`` (for quantisation-aware
+    fine-tuning), with errors naming a missing, untrusted or corrupt file."""
+    buffer_path = RunDirectory(run_dir).latest_checkpoint().replay_buffer
+    if not buffer_path.is_file():
+        raise ExportError(f"quantisation-aware fine-tuning samples states from {buffer_path}, which is missing")
+    require_trusted(buffer_path)  # a pickle: signed by this user's key or under --trust
+    try:
+        model.load_replay_buffer(buffer_path)
+    except Exception as err:  # pickle, zip, EOF and SB3's assertion on the loaded object alike
+        raise ExportError(f"replay buffer {buffer_path} is corrupt: {type(err).__name__}: {err}") from err
+
+
 def export_policy(policy: IntegerPolicy, out: Path, formats: tuple[str, ...], prefix: str = DEFAULT_PREFIX) -> dict:
     """Write the requested artefacts of an already-quantised policy; returns ``{format: [paths]}``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -98,9 +112,11 @@ def export_run(run_dir: Path, out: Path, options: ExportOptions) -> dict:
     float_actor = actor
     qat_info: dict = {}
     if options.qat_steps > 0:
-        from agents.export.qat import finetune_actor
+        from agents.export.qat import check_finetunable, finetune_actor
 
-        actor, qat_info = finetune_actor(model, run_dir, options.qat_steps, seed=options.seed)
+        check_finetunable(model)
+        load_replay_buffer(model, run_dir)
+        actor, qat_info = finetune_actor(model, options.qat_steps, seed=options.seed)
     policy = quantize_actor(actor, stats, space.low, space.high)
     bounds = check_overflow(policy)
     written = export_policy(policy, out, options.formats, options.prefix)
