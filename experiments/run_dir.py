@@ -221,11 +221,20 @@ def require_trusted(path: Path) -> None:
     if not hmac.compare_digest(mac, _mac(digests)):
         raise UntrustedFileError(refusal)
     names = [p.relative_to(path.parent).as_posix() for p in (_files_below(path) if path.is_dir() else [path])]
-    for name in names:
-        if name not in digests:
-            raise UntrustedFileError(refusal)
-        if file_digest(path.parent / name) != digests[name]:
-            raise CheckpointError(f"{path.parent / name} changed after it was written (its digest differs)")
+    if any(name not in digests for name in names):
+        raise UntrustedFileError(refusal)
+    check_digests(path.parent, {name: digests[name] for name in names})
+
+
+def check_digests(directory: Path, digests: dict[str, str]) -> None:
+    """Raise :class:`CheckpointError` naming the first file of ``digests`` (names relative to ``directory``) that
+    is missing or whose SHA-256 differs: a file damaged or changed after it was written."""
+    for name, digest in digests.items():
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing (listed in {directory / SIGNATURE_FILE})")
+        if file_digest(path) != digest:
+            raise CheckpointError(f"{path} changed after it was written (its digest differs)")
 
 
 def wait_past_event_files(log_dir: Path) -> None:
@@ -524,6 +533,11 @@ class RunDirectory(BaseRunDirectory):
         checkpoint = Checkpoint(path, timesteps)
         if not checkpoint.model.is_file() and not checkpoint.rllib.is_dir():
             raise CheckpointError(f"checkpoint model {checkpoint.model} is missing")
+        try:  # the digests recorded when it was written (a checkpoint from elsewhere may have none)
+            digests = dict(json.loads((path / SIGNATURE_FILE).read_text())["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            digests = {}
+        check_digests(path, digests)
         return checkpoint
 
     def latest_checkpoint(self) -> Checkpoint:

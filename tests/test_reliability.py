@@ -114,7 +114,7 @@ def test_resume_with_more_timesteps_keeps_the_new_total(tmp_path: Path) -> None:
 
 
 # ---- 4: train --resume when LATEST names a missing or corrupt step ----------------------------------
-@pytest.mark.parametrize("damage", ["deleted", "corrupt"])
+@pytest.mark.parametrize("damage", ["deleted", "corrupt", "damaged_model"])
 def test_resume_falls_back_to_the_newest_intact_checkpoint(damage: str, tmp_path: Path, capsys) -> None:
     import shutil
 
@@ -124,8 +124,12 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(damage: str, tmp_path
     assert (run / "checkpoints" / "LATEST").read_text() == "step_000000200\n"
     if damage == "deleted":
         shutil.rmtree(step)
-    else:
+    elif damage == "corrupt":
         (step / "state.json").write_text("{")
+    else:  # state.json intact, but the model's bytes differ from those signed at the save
+        data = bytearray((step / "model.zip").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (step / "model.zip").write_bytes(bytes(data))
     capsys.readouterr()
     assert run_cli("train", "--resume", run, "--timesteps", 300) == 0
     captured = capsys.readouterr()
@@ -204,8 +208,15 @@ def test_unsigned_or_modified_pickles_are_refused(small_run: Path, tmp_path: Pat
     marker = tmp_path / "code-ran"
     latest = RunDirectory(run).latest_checkpoint()
     (latest.replay_buffer).write_bytes(pickle.dumps(Payload(marker)))
-    assert run_cli("train", "--resume", run, "--timesteps", 300) == 2
-    assert "replay_buffer.pkl changed after it was written" in capsys.readouterr().err
+    # a checkpoint whose files changed after they were signed is not intact: resume takes the newest intact one
+    older = RunDirectory(run).checkpoint_names()[-2]
+    assert run_cli("train", "--resume", run, "--timesteps", latest.timesteps) == 0
+    err = capsys.readouterr().err
+    assert "replay_buffer.pkl changed after it was written" in err and f"newest intact checkpoint, {older}" in err
+    assert not marker.exists()
+    shutil.rmtree(run)
+    shutil.copytree(small_run, run)
+    (RunDirectory(run).latest_checkpoint().replay_buffer).write_bytes(pickle.dumps(Payload(marker)))
     for signature in run.rglob("signature.json"):
         signature.unlink()  # foreign files: nothing signed
     shutil.rmtree(run / "policy")
