@@ -52,7 +52,7 @@ def train_trial(trial: Trial) -> str:
 
     config = trial.run_config()
     config.train.progress_bar = False
-    run = RunDirectory(trial.run_dir)
+    run = RunDirectory(trial.run_dir, trial.command)
     trust_directory(run.path)
     with run.locked():
         if run.config_file.is_file():
@@ -77,7 +77,7 @@ def summarise_trial(trial: Trial, episodes: int) -> dict[str, Any]:
     from experiments.evaluation import energy_summary, rollout
     from experiments.frameworks import load_policy
 
-    run = RunDirectory(trial.run_dir)
+    run = RunDirectory(trial.run_dir, trial.command)
     trust_directory(run.path)
     summary_file = run.path / "summary.json"
     steps = run.finished_steps()
@@ -200,6 +200,12 @@ def parse_only(items: list[str]) -> dict[str, list[str]]:
     return only
 
 
+def trial_command(suite_file: Path, trial: Trial) -> str:
+    """The command that runs ``trial`` alone (its run's provenance; a Ray worker's own command line says nothing)."""
+    only = " ".join(f"--only {key}={getattr(trial, key)}" for key in GRID_KEYS)
+    return f"python -m experiments.run {suite_file} {only}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__.split("\n")[0])
     parser.add_argument("suite", type=Path, help="suite YAML (experiments/smoke.yaml, cpu_budget.yaml, ...)")
@@ -214,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.aggregate import aggregate
 
         suite = load_suite(args.suite)
-        trials = suite.trials(parse_only(args.only))
+        selected = suite.trials(parse_only(args.only))
+        trials = [dataclasses.replace(t, command=trial_command(args.suite, t)) for t in selected]
         failed: list[TrialOutcome] = []
         if not args.aggregate_only:
             print(f"suite {suite.name}: {len(trials)} trial(s), up to {suite.max_concurrent} at once -> {suite.out}")

@@ -306,8 +306,9 @@ class BaseRunDirectory:
     config_kind = "run"  # in errors: "unreadable <kind> config"
     packages = PACKAGES  # whose versions metadata.json records
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, command: str | None = None) -> None:
         self.path = Path(path)
+        self.command = command or " ".join(sys.argv)  # what metadata.json records as the run's command
         self._warnings: set[str] = set()  # fallback warnings already printed (a resume looks LATEST up twice)
 
     config_file = property(lambda self: self.path / "config.yaml")
@@ -417,7 +418,7 @@ class BaseRunDirectory:
     def metadata(self, config: Any) -> dict[str, Any]:
         """What ``metadata.json`` of a new run records (subclasses add the config's seeds)."""
         return {
-            "command": " ".join(sys.argv),
+            "command": self.command,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "host": platform.node(),
             "git_commit": git_commit(),

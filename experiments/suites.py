@@ -51,6 +51,7 @@ class Trial:
     framework: str
     config: dict[str, Any]  # RunConfig.to_dict()
     run_dir: str
+    command: str = ""  # the command that runs this trial alone (recorded in the run's metadata.json)
 
     @property
     def name(self) -> str:

@@ -165,3 +165,7 @@ def test_smoke_suite_runs_resumes_and_reports_failures(tmp_path: Path, capsys) -
     assert (tmp_path / "results" / "InvertedPendulum-v5.png").stat().st_size > 5_000
     summary = json.loads((tmp_path / "runs" / "InvertedPendulum-v5_ilcsan_td3_s0" / "summary.json").read_text())
     assert summary["timesteps"] == 400 and len(summary["rerun_returns"]) == 1
+    # a trial records the command that runs it alone, not the Ray worker's command line
+    metadata = json.loads((tmp_path / "runs" / "InvertedPendulum-v5_ilcsan_td3_s1" / "metadata.json").read_text())
+    only = "--only env=InvertedPendulum-v5 --only actor=ilcsan --only algo=td3 --only seed=1 --only framework=sb3"
+    assert metadata["command"] == f"python -m experiments.run {suite_file} {only}"
