@@ -1,4 +1,4 @@
-"""Configuration of an SNN evolution run, loaded from YAML with the project's typed, unknown-key-rejecting loader.
+"""Configuration of an SNN evolution run, loaded from YAML into pydantic models (:mod:`experiments.config`).
 
 A config has four sections, each optional::
 
@@ -23,32 +23,29 @@ evolution run whose best net is summed with the evolving one (the SNN-PD when an
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from agents.blimp.datasets import TARGETS
 from agents.blimp.pid import PIDGains
 from agents.blimp.snn import HIDDEN_VARIANTS, SNNArchitecture
 from agents.blimp.structured import GENOME_KINDS, FullGenome, StructuredGenome, genome_map
 from envs.blimp.profiles import I_TRAINING_NET_WEIGHT
-from experiments.config import ConfigError, build_config, read_config_data
+from experiments.config import Count, Section, build_config, read_config_data
 
 
-@dataclass
-class NetworkConfig:
+class NetworkConfig(Section, title="network"):
     hidden: int = 40
-    variant: str = "lif"
+    variant: Literal[HIDDEN_VARIANTS] = "lif"
     readout_decay_max: float = 1.0
-    genome: str = "full"  # "structured": per-pair genes with balanced 2x2 blocks (agents/blimp/structured.py)
+    genome: Literal[GENOME_KINDS] = "full"  # structured: per-pair genes, balanced 2x2 blocks (agents/blimp/structured)
 
-    def __post_init__(self) -> None:
-        if self.variant not in HIDDEN_VARIANTS:
-            raise ConfigError(f"network.variant: unknown {self.variant!r}; valid: {', '.join(HIDDEN_VARIANTS)}")
-        if self.genome not in GENOME_KINDS:
-            raise ConfigError(f"network.genome: unknown {self.genome!r}; valid: {', '.join(GENOME_KINDS)}")
+    @model_validator(mode="after")
+    def _check_architecture(self) -> NetworkConfig:
         self.architecture()  # validates the rest
+        return self
 
     def architecture(self) -> SNNArchitecture:
         return SNNArchitecture(self.hidden, self.variant, self.readout_decay_max)
@@ -61,96 +58,80 @@ class NetworkConfig:
 MAX_NET_WEIGHT = 0.2  # N: beyond this the blimp cannot hover (max thrust) and the I flights land or hit the ceiling
 
 
-@dataclass
-class DataConfig:
-    target: str = "pd"
-    train_windows: int = 100
-    window_s: float = 80.0
-    test_s: float = 500.0
+class DataConfig(Section, title="data"):
+    target: Literal[TARGETS] = "pd"
+    train_windows: Count = 100
+    window_s: float = Field(80.0, gt=0)
+    test_s: float = Field(500.0, gt=0)
     seed: int = 0
     kp: float = 9.0
     ki: float = 0.75
     kd: float = 14.0
     net_weight: float = I_TRAINING_NET_WEIGHT  # N, I set only: ΔW ~ U(-net_weight, net_weight) per set-point
 
-    def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ConfigError(f"data.target: unknown {self.target!r}; valid: {', '.join(TARGETS)}")
-        if self.train_windows < 1:
-            raise ConfigError(f"data.train_windows must be >= 1, got {self.train_windows}")
-        for key in ("window_s", "test_s"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"data.{key} must be > 0, got {getattr(self, key)}")
-        if not 0 <= self.net_weight <= MAX_NET_WEIGHT:
-            raise ConfigError(f"data.net_weight must be in [0, {MAX_NET_WEIGHT}] N, got {self.net_weight}")
+    @field_validator("net_weight")
+    @classmethod
+    def _net_weight(cls, value: float) -> float:
+        if not 0 <= value <= MAX_NET_WEIGHT:
+            raise ValueError(f"data.net_weight must be in [0, {MAX_NET_WEIGHT}] N, got {value}")
+        return value
 
     @property
     def gains(self) -> PIDGains:
         return PIDGains(self.kp, self.ki, self.kd)
 
 
-@dataclass
-class EvolutionConfig:
-    generations: int = 2000
-    popsize: int = 50
-    sigma0: float = 0.1  # in normalised units: range / 10, as the paper
+class EvolutionConfig(Section, title="evolution"):
+    generations: int = Field(2000, ge=0)  # 0: only score and keep the start genome (e.g. fitness.init: integrator)
+    popsize: int = Field(50, ge=4)
+    sigma0: float = Field(0.1, gt=0, le=1)  # in normalised units: range / 10, as the paper
     seed: int = 0
     diagonal: bool = False  # sep-CMA-ES (needed for the N x N variants' 2k-3.6k genes)
-    min_std: float = 0.0  # floor of every coordinate's step (pycma ``minstd``) against premature σ collapse
-    test_every: int = 25
-    checkpoint_every: int = 50
-    workers: int = 1  # > 1: Ray actors share each generation's evaluations
-    num_threads: int = 1
+    min_std: float = Field(
+        0.0, ge=0
+    )  # floor of every coordinate's step (pycma ``minstd``) against premature σ collapse
+    test_every: Count = 25
+    checkpoint_every: Count = 50
+    workers: Count = 1  # > 1: Ray actors share each generation's evaluations
+    num_threads: Count = 1
     progress_bar: bool = True
 
-    def __post_init__(self) -> None:
-        if self.generations < 0:  # 0: only score and keep the start genome (e.g. fitness.init: integrator)
-            raise ConfigError(f"evolution.generations must be >= 0, got {self.generations}")
-        for key in ("popsize", "test_every", "checkpoint_every", "workers", "num_threads"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"evolution.{key} must be >= 1, got {getattr(self, key)}")
-        if self.popsize < 4:
-            raise ConfigError(f"evolution.popsize must be >= 4, got {self.popsize}")
-        if not 0 < self.sigma0 <= 1:
-            raise ConfigError(f"evolution.sigma0 must be in (0, 1], got {self.sigma0}")
-        if not 0 <= self.min_std < self.sigma0:
-            raise ConfigError(f"evolution.min_std must be in [0, sigma0), got {self.min_std}")
+    @model_validator(mode="after")
+    def _min_std_below_sigma0(self) -> EvolutionConfig:
+        if self.min_std >= self.sigma0:
+            raise ValueError(f"evolution.min_std must be in [0, sigma0), got {self.min_std}")
+        return self
 
 
 FITNESS_KINDS = ("imitation", "closed-loop")
 INTEGRATOR_INIT = "integrator"  # fitness.init keyword: the hand-set integrator of agents.blimp.integrator
 
 
-@dataclass
-class FitnessConfig:
-    kind: str = "imitation"
+class FitnessConfig(Section, title="fitness"):
+    kind: Literal[FITNESS_KINDS] = "imitation"
     partner: str | None = None  # closed-loop: evolution run whose best network's command is added (e.g. the SNN-PD)
     init: str | None = None  # a run directory (its best genome) or "integrator" instead of the activity-preserving init
-    steady_state_weight: float = 1.0  # closed-loop: loss = tracking MAE + this x steady-state error
-    overshoot_weight: float = 0.0  # closed-loop: + this x mean overshoot per step (m)
-    flip_weight: float = 0.0  # closed-loop: + this x servo flips per minute of flight
+    steady_state_weight: float = Field(1.0, ge=0)  # closed-loop: loss = tracking MAE + this x steady-state error
+    overshoot_weight: float = Field(0.0, ge=0)  # closed-loop: + this x mean overshoot per step (m)
+    flip_weight: float = Field(0.0, ge=0)  # closed-loop: + this x servo flips per minute of flight
 
-    def __post_init__(self) -> None:
-        if self.kind not in FITNESS_KINDS:
-            raise ConfigError(f"fitness.kind: unknown {self.kind!r}; valid: {', '.join(FITNESS_KINDS)}")
+    @model_validator(mode="after")
+    def _closed_loop_options(self) -> FitnessConfig:
         if self.partner is not None and self.kind != "closed-loop":
-            raise ConfigError("fitness.partner only applies to fitness.kind: closed-loop")
-        for key in ("steady_state_weight", "overshoot_weight", "flip_weight"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"fitness.{key} must be >= 0, got {getattr(self, key)}")
+            raise ValueError("fitness.partner only applies to fitness.kind: closed-loop")
         if (self.overshoot_weight or self.flip_weight) and self.kind != "closed-loop":
-            raise ConfigError("fitness.overshoot_weight and flip_weight only apply to fitness.kind: closed-loop")
+            raise ValueError("fitness.overshoot_weight and flip_weight only apply to fitness.kind: closed-loop")
+        return self
 
 
-@dataclass
-class EvolveConfig:
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
-    fitness: FitnessConfig = field(default_factory=FitnessConfig)
+class EvolveConfig(Section):
+    network: NetworkConfig = NetworkConfig()
+    data: DataConfig = DataConfig()
+    evolution: EvolutionConfig = EvolutionConfig()
+    fitness: FitnessConfig = FitnessConfig()
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
 def evolve_config_from_dict(data: dict[str, Any]) -> EvolveConfig:

@@ -1,4 +1,4 @@
-"""Run configuration: dataclasses loaded from YAML, validated, and overridable from the command line.
+"""Run configuration: pydantic models loaded from YAML, validated, and overridable from the command line.
 
 A config file has these sections, each optional::
 
@@ -8,203 +8,148 @@ A config file has these sections, each optional::
     train: {timesteps: 100000, seed: 0, ...}
     noise: {beta: 1.0, ...}                           # actor noisysan only (NoiseConfig)
 
-Unknown keys are rejected by name; values are type-checked. Algorithm hyperparameters left unset take the
-papers' recipe for that algorithm (:data:`ALGO_DEFAULTS`); setting one that the algorithm does not use is
-an error.
+Every section is a pydantic model (or a dataclass of ``agents``/``envs``) that rejects unknown keys, checks types
+and ranges, and checks assignments too (``config.train.timesteps = 0`` fails). ``algo`` is a union discriminated
+on ``algo.name``: each algorithm's model holds the hyperparameters it uses with the papers' recipe as defaults,
+and setting one that the algorithm does not use is an error. Pydantic's errors become one :class:`ConfigError`
+line that names the key path (:func:`describe`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import re
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agents.actors import ActorConfig
 from envs.errors import UserError
 
-ALGO_NAMES = ("td3", "ddpg", "sac", "ppo")
 FRAMEWORKS = ("sb3", "rllib")
 RLLIB_ALGO_NAMES = ("ppo", "sac")  # RLlib 2.60 has no TD3/DDPG
 
-T = TypeVar("T")
+T = TypeVar("T", bound=BaseModel)
+Count = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Sizes = Annotated[list[Count], Field(min_length=1)]
 
 
 class ConfigError(UserError, ValueError):
     """A configuration file or override is malformed."""
 
 
-@dataclass
-class EnvConfig:
+class Section(BaseModel):
+    """A config model: unknown keys rejected, values checked on construction and on assignment. A section's
+    ``title`` (class keyword) is its name, which prefixes the key path of a failed assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as err:
+            raise ConfigError(describe(err, type(self), self.model_config.get("title", ""))) from None
+
+
+class EnvConfig(Section, title="env"):
     id: str = "InvertedPendulum-v5"
-    n_envs: int = 1
+    n_envs: Count = 1
     normalize_obs: bool = True
-    clip_obs: float = 3.0
-
-    def __post_init__(self) -> None:
-        if self.n_envs < 1:
-            raise ConfigError(f"env.n_envs must be >= 1, got {self.n_envs}")
-        if not self.clip_obs > 0:
-            raise ConfigError(f"env.clip_obs must be > 0, got {self.clip_obs}")
+    clip_obs: float = Field(3.0, gt=0)
 
 
-_OFF_POLICY = {
-    "learning_rate": 1e-3,  # critics (and SAC's log-std head)
-    "actor_learning_rate": 1e-4,
-    "batch_size": 100,
-    "buffer_size": 1_000_000,
-    "learning_starts": 10_000,
-    "train_freq": 50,
-    "gradient_steps": 50,
-    "gamma": 0.99,
-    "tau": 0.005,
-    "critic_hidden_sizes": [256, 256],
-}
-ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "td3": {
-        **_OFF_POLICY,
-        "action_noise": 0.1,
-        "policy_delay": 2,
-        "target_policy_noise": 0.2,
-        "target_noise_clip": 0.5,
-    },
-    "ddpg": {**_OFF_POLICY, "action_noise": 0.1},
-    "sac": {**_OFF_POLICY, "ent_coef": 0.2},
-    "ppo": {
-        "learning_rate": 1e-4,  # value function
-        "actor_learning_rate": 1e-5,  # actor network and log-std
-        "batch_size": 100,
-        "n_steps": 1000,
-        "n_epochs": 25,
-        "gamma": 0.99,
-        "gae_lambda": 0.95,
-        "clip_range": 0.2,
-        "ent_coef": 0.001,
-        "vf_coef": 0.5,
-        "max_grad_norm": 0.5,
-        "log_std_init": -0.5,
-        "critic_hidden_sizes": [256, 256],
-    },
-}
-# (lowest, highest, lowest included) of each numeric hyperparameter; None: unbounded on that side
-ALGO_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    "learning_rate": (0, None, False),
-    "actor_learning_rate": (0, None, False),
-    "batch_size": (1, None, True),
-    "buffer_size": (1, None, True),
-    "learning_starts": (0, None, True),
-    "train_freq": (1, None, True),
-    "gradient_steps": (1, None, True),
-    "gamma": (0, 1, False),
-    "tau": (0, 1, False),
-    "action_noise": (0, None, True),
-    "policy_delay": (1, None, True),
-    "target_policy_noise": (0, None, True),
-    "target_noise_clip": (0, None, True),
-    "ent_coef": (0, None, True),
-    "n_steps": (1, None, True),
-    "n_epochs": (1, None, True),
-    "gae_lambda": (0, 1, True),
-    "clip_range": (0, None, False),
-    "vf_coef": (0, None, True),
-    "max_grad_norm": (0, None, False),
-}
-
-
-def check_range(where: str, value: float, low: float | None, high: float | None, low_included: bool) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is in ``[low, high]`` (``(low, high]`` if not ``low_included``)."""
-    below = low is not None and (value < low if low_included else value <= low)
-    if below or (high is not None and value > high):
-        left = "[" if low_included else "("
-        raise ConfigError(f"{where} must be in {left}{low}, {'inf' if high is None else high}], got {value}")
-
-
-@dataclass
-class AlgoConfig:
-    """Algorithm hyperparameters; ``None`` means "the recipe default for ``name``" (see :data:`ALGO_DEFAULTS`)."""
-
-    name: str = "td3"
-    learning_rate: float | None = None
-    actor_learning_rate: float | None = None
-    batch_size: int | None = None
-    buffer_size: int | None = None
-    learning_starts: int | None = None
-    train_freq: int | None = None
-    gradient_steps: int | None = None
-    gamma: float | None = None
-    tau: float | None = None
-    action_noise: float | None = None
-    policy_delay: int | None = None
-    target_policy_noise: float | None = None
-    target_noise_clip: float | None = None
-    ent_coef: float | str | None = None
-    n_steps: int | None = None
-    n_epochs: int | None = None
-    gae_lambda: float | None = None
-    clip_range: float | None = None
-    vf_coef: float | None = None
-    max_grad_norm: float | None = None
-    log_std_init: float | None = None
-    critic_hidden_sizes: list[int] | None = None
-
-    def __post_init__(self) -> None:
-        if self.name not in ALGO_NAMES:
-            raise ConfigError(f"algo.name: unknown algorithm {self.name!r}; valid: {', '.join(ALGO_NAMES)}")
-        defaults = ALGO_DEFAULTS[self.name]
-        for key in self.hyperparameter_names():
-            value = getattr(self, key)
-            if value is None:
-                setattr(self, key, defaults.get(key))
-            elif key not in defaults:
-                raise ConfigError(f"algo.{key} does not apply to {self.name} (it uses: {', '.join(defaults)})")
-        for key, value in self.used().items():
-            if key == "ent_coef" and isinstance(value, str):
-                if value != "auto" and not value.startswith("auto_"):
-                    raise ConfigError(f"algo.ent_coef must be a number >= 0, 'auto' or 'auto_<init>', got {value!r}")
-            elif key == "critic_hidden_sizes":
-                if not value or min(value) < 1:
-                    raise ConfigError(f"algo.critic_hidden_sizes must be a non-empty list of sizes >= 1, got {value}")
-            elif key in ALGO_RANGES:
-                check_range(f"algo.{key}", value, *ALGO_RANGES[key])
-
-    @staticmethod
-    def hyperparameter_names() -> list[str]:
-        return [f.name for f in dataclasses.fields(AlgoConfig) if f.name != "name"]
+class AlgoSection(Section, title="algo"):
+    name: str
 
     def used(self) -> dict[str, Any]:
-        """The hyperparameters this algorithm uses, resolved."""
-        return {key: getattr(self, key) for key in ALGO_DEFAULTS[self.name]}
+        """The hyperparameters of this algorithm."""
+        return self.model_dump(exclude={"name"})
 
 
-@dataclass
-class TrainConfig:
-    timesteps: int = 100_000
+class OffPolicyConfig(AlgoSection):
+    learning_rate: float = Field(1e-3, gt=0)  # critics (and SAC's log-std head)
+    actor_learning_rate: float = Field(1e-4, gt=0)
+    batch_size: Count = 100
+    buffer_size: Count = 1_000_000
+    learning_starts: int = Field(10_000, ge=0)
+    train_freq: Count = 50
+    gradient_steps: Count = 50
+    gamma: Fraction = 0.99
+    tau: Fraction = 0.005
+    critic_hidden_sizes: Sizes = [256, 256]
+
+
+class TD3Config(OffPolicyConfig):
+    name: Literal["td3"] = "td3"
+    action_noise: float = Field(0.1, ge=0)
+    policy_delay: Count = 2
+    target_policy_noise: float = Field(0.2, ge=0)
+    target_noise_clip: float = Field(0.5, ge=0)
+
+
+class DDPGConfig(OffPolicyConfig):
+    name: Literal["ddpg"] = "ddpg"
+    action_noise: float = Field(0.1, ge=0)
+
+
+class SACConfig(OffPolicyConfig):
+    name: Literal["sac"] = "sac"
+    ent_coef: float | str = Field(0.2, union_mode="left_to_right")  # a number >= 0, "auto" or "auto_<init>"
+
+    @field_validator("ent_coef")
+    @classmethod
+    def _ent_coef(cls, value: float | str) -> float | str:
+        if isinstance(value, str) and not re.fullmatch(r"auto(_.+)?", value) or isinstance(value, float) and value < 0:
+            raise ValueError(f"algo.ent_coef must be a number >= 0, 'auto' or 'auto_<init>', got {value!r}")
+        return value
+
+
+class PPOConfig(AlgoSection):
+    name: Literal["ppo"] = "ppo"
+    learning_rate: float = Field(1e-4, gt=0)  # value function
+    actor_learning_rate: float = Field(1e-5, gt=0)  # actor network and log-std
+    batch_size: Count = 100
+    n_steps: Count = 1000
+    n_epochs: Count = 25
+    gamma: Fraction = 0.99
+    gae_lambda: float = Field(0.95, ge=0, le=1)
+    clip_range: float = Field(0.2, gt=0)
+    ent_coef: float = Field(0.001, ge=0)
+    vf_coef: float = Field(0.5, ge=0)
+    max_grad_norm: float = Field(0.5, gt=0)
+    log_std_init: float = -0.5
+    critic_hidden_sizes: Sizes = [256, 256]
+
+
+AlgoConfig = TD3Config | DDPGConfig | SACConfig | PPOConfig
+ALGORITHMS = {cls.model_fields["name"].default: cls for cls in typing.get_args(AlgoConfig)}
+ALGO_NAMES = tuple(ALGORITHMS)
+
+
+class TrainConfig(Section, title="train"):
+    timesteps: Count = 100_000
     seed: int = 0
-    eval_freq: int = 10_000  # environment steps between evaluations (and checkpoints)
-    eval_episodes: int = 10
-    checkpoint_freq: int = 10_000
-    keep_checkpoints: int = 2
-    num_threads: int = 1
+    eval_freq: Count = 10_000  # environment steps between evaluations (and checkpoints)
+    eval_episodes: Count = 10
+    checkpoint_freq: Count = 10_000
+    keep_checkpoints: Count = 2
+    num_threads: Count = 1
     device: str = "cpu"
     progress_bar: bool = True
-    framework: str = "sb3"  # sb3 | rllib
-    num_env_runners: int = 0  # RLlib only: 0 samples in the driver process
+    framework: Literal[FRAMEWORKS] = "sb3"
+    num_env_runners: int = Field(0, ge=0)  # RLlib only: 0 samples in the driver process
 
-    def __post_init__(self) -> None:
-        for key in ("timesteps", "eval_freq", "eval_episodes", "checkpoint_freq", "keep_checkpoints", "num_threads"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
-        if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"train.seed must be in [0, 2**32 - 1], got {self.seed}")
-        if self.framework not in FRAMEWORKS:
-            raise ConfigError(f"train.framework: unknown framework {self.framework!r}; valid: {', '.join(FRAMEWORKS)}")
-        if self.num_env_runners < 0:
-            raise ConfigError(f"train.num_env_runners must be >= 0, got {self.num_env_runners}")
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, value: int) -> int:
+        if not 0 <= value < 2**32:  # what numpy's and torch's generators accept
+            raise ValueError(f"train.seed must be in [0, 2**32 - 1], got {value}")
+        return value
 
 
 # docs/methods.md, NoisySAN: evaluation return at which NoisySAN's noise-reduction coefficient reaches its maximum
@@ -226,24 +171,22 @@ def task_name(env_id: str) -> str:
     return env_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1].rsplit("-v", 1)[0]
 
 
-@dataclass
-class NoiseConfig:
+class NoiseConfig(Section, title="noise"):
     """NoisySAN exploration noise and noise reduction (docs/methods.md, NoisySAN); used with actor ``noisysan``."""
 
-    beta: float = 1.0  # 1/f^beta: 0 white, 1 pink, 2 brown
-    horizon: int = 1000  # environment steps per episode, for the noise's low-frequency cutoff
-    table_size: int = 2**24  # samples in the shared noise table (power of two; 4 bytes each)
+    beta: float = Field(1.0, ge=0)  # 1/f^beta: 0 white, 1 pink, 2 brown
+    horizon: Count = 1000  # environment steps per episode, for the noise's low-frequency cutoff
+    table_size: Count = 2**24  # samples in the shared noise table (power of two; 4 bytes each)
     reduction_max: float = 1.0  # k_max
     reduction_floor: float = 0.0  # R_floor: below this evaluation return k = 0
-    reduction_ceilings: dict[str, float] = field(default_factory=lambda: dict(PAPER_NOISE_CEILINGS))
+    reduction_ceilings: dict[str, float] = dict(PAPER_NOISE_CEILINGS)
 
-    def __post_init__(self) -> None:
-        if self.beta < 0:
-            raise ConfigError(f"noise.beta must be >= 0, got {self.beta}")
-        if self.horizon < 1:
-            raise ConfigError(f"noise.horizon must be >= 1, got {self.horizon}")
-        if self.table_size < 1 or self.table_size & (self.table_size - 1):
-            raise ConfigError(f"noise.table_size must be a power of two, got {self.table_size}")
+    @field_validator("table_size")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"noise.table_size must be a power of two, got {value}")
+        return value
 
     def ceiling(self, env_id: str) -> float:
         """``R_ceiling`` of ``env_id``'s task."""
@@ -259,145 +202,141 @@ class NoiseConfig:
         return ceiling
 
 
-@dataclass
-class RunConfig:
-    env: EnvConfig = field(default_factory=EnvConfig)
-    actor: ActorConfig = field(default_factory=ActorConfig)
-    algo: AlgoConfig = field(default_factory=AlgoConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
+class RunConfig(Section):
+    env: EnvConfig = EnvConfig()
+    actor: ActorConfig = ActorConfig()
+    algo: AlgoConfig = Field(TD3Config(), discriminator="name")
+    train: TrainConfig = TrainConfig()
+    noise: NoiseConfig = NoiseConfig()
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_algo(cls, data: Any) -> Any:
+        """``algo.name`` defaults to td3; a hyperparameter of another algorithm is named as such; NoisySAN trains
+        with TD3 and explores through network noise only (no action noise)."""
+        if not isinstance(data, dict) or not isinstance(data.get("algo", {}), dict):
+            return data  # pydantic reports the malformed input
+        algo = {"name": "td3", **data.get("algo", {})}
+        name = algo["name"]
+        if not isinstance(name, str) or name not in ALGORITHMS:
+            raise ValueError(f"algo.name: unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}")
+        uses = list(ALGORITHMS[name].model_fields)[1:]
+        for key in set(algo) - {"name", *uses}:
+            if any(key in other.model_fields for other in ALGORITHMS.values()):
+                raise ValueError(f"algo.{key} does not apply to {name} (it uses: {', '.join(uses)})")
+        actor = data.get("actor")
+        if isinstance(actor, dict) and actor.get("name", ActorConfig.name) == "noisysan":
+            if name != "td3":
+                raise ValueError(f"actor noisysan trains with algo td3 only (network-noise exploration), got {name!r}")
+            if algo.get("action_noise") not in (None, 0, 0.0):
+                raise ValueError(
+                    "actor noisysan explores through network noise only: algo.action_noise must be 0, "
+                    f"got {algo['action_noise']!r}"
+                )
+            algo["action_noise"] = 0.0
+        elif data.get("noise"):
+            raise ValueError("section noise applies only to actor noisysan")
+        return {**data, "algo": algo}
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> RunConfig:
         if self.train.framework == "rllib" and self.algo.name not in RLLIB_ALGO_NAMES:
-            raise ConfigError(
+            raise ValueError(
                 f"algo.name: {self.algo.name} is not available with framework rllib (RLlib 2.60 has no TD3/DDPG); "
                 f"use {' or '.join(RLLIB_ALGO_NAMES)}, or framework sb3"
             )
+        if self.actor.name == "noisysan":
+            self.noise.ceiling(self.env.id)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["algo"] = {"name": self.algo.name, **self.algo.used()}
-        if self.actor.name != "noisysan":
-            del data["noise"]
-        return data
+        return self.model_dump(exclude=None if self.actor.name == "noisysan" else {"noise"})
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check ``value`` against a dataclass field annotation (coercing YAML's ``1e-4`` strings to float)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, where)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        key_type, value_type = typing.get_args(annotation)
-        return {_coerce(k, key_type, where): _coerce(v, value_type, f"{where}.{k}") for k, v in value.items()}
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (item,) = typing.get_args(annotation)
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    raise ConfigError(f"{where}: unsupported field type {annotation}")
+_EXPECTED = {"int": "an integer", "float": "a number", "bool": "true/false", "string": "a string", "list": "a list"}
+_EXPECTED |= dict.fromkeys(("dict", "model", "dataclass"), "a mapping")
+_BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
+_QUOTED = re.compile(r"'([^']*)'")  # the choices in a literal_error's "'a', 'b' or 'c'"
 
 
-def build_dataclass(cls: type, values: dict[str, Any], name: str) -> Any:
-    """Instantiate config dataclass ``cls`` from a YAML mapping (section ``name``): unknown keys rejected by name,
-    values type-checked, ``ValueError`` from validation re-raised as :class:`ConfigError`."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"section {name!r} must be a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(values) - set(hints))
-    if unknown:
-        raise ConfigError(f"unknown key(s) in {name}: {', '.join(unknown)}; valid: {', '.join(hints)}")
-    kwargs = {key: _coerce(value, hints[key], f"{name}.{key}") for key, value in values.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
+def _join(path: str, key: str | int) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
 
 
-@functools.cache
-def config_sections(config_class: type) -> dict[str, type]:
-    """Section name -> section dataclass of a run-config dataclass (its fields, in order)."""
-    hints = typing.get_type_hints(config_class)
-    return {field.name: hints[field.name] for field in dataclasses.fields(config_class)}
+def _num(x: Any) -> Any:
+    return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
+def _walk(model: Any, loc: tuple, path: str = "") -> tuple[str, Any]:
+    """The key path of ``loc`` (union tags dropped) and the model or dataclass found at its end (or None)."""
+    for key in loc:
+        if typing.get_origin(model) in (typing.Union, types.UnionType):  # discriminated on name: key is the tag
+            model = next(m for m in typing.get_args(model) if m.model_fields["name"].default == key)
+            continue
+        path = _join(path, key)
+        fields = getattr(model, "model_fields", {})
+        model = fields[key].annotation if key in fields else None
+    return path, model
+
+
+def describe(error: ValidationError, model: type, path: str = "") -> str:
+    """Pydantic's first error, as one line that names its key path; unknown keys are listed with the valid ones."""
+    errors = error.errors()
+    kind, loc, value, ctx = errors[0]["type"], errors[0]["loc"], errors[0]["input"], errors[0].get("ctx", {})
+    where, parent = _walk(model, loc[:-1], path)
+    if kind in _UNKNOWN_KEY:
+        names = ", ".join(str(e["loc"][-1]) for e in errors if e["type"] in _UNKNOWN_KEY and e["loc"][:-1] == loc[:-1])
+        fields = (
+            [f.name for f in dataclasses.fields(parent)] if dataclasses.is_dataclass(parent) else parent.model_fields
+        )
+        return f"unknown {f'key(s) in {where}' if where else 'section(s)'}: {names}; valid: {', '.join(fields)}"
+    if "error" in ctx:  # a validator's ValueError, already worded for the user
+        return str(ctx["error"])
+    where = _join(where, loc[-1]) if loc else where
+    if len(ctx) == 1 and next(iter(ctx)) in _BOUNDS:
+        if isinstance(next(iter(ctx.values())), float):  # an integer input is shown as the float it became
+            value = float(value)
+        field = getattr(parent, "model_fields", {}).get(loc[-1])
+        bounds = {key: getattr(m, key) for m in getattr(field, "metadata", ()) for key in _BOUNDS if hasattr(m, key)}
+        if len(bounds) == 2:  # an interval, e.g. (0, 1]
+            (low_key, low), (high_key, high) = sorted(bounds.items(), key=lambda item: item[0][0] == "l")
+            left, right = "[("[low_key == "gt"], "])"[high_key == "lt"]
+            return f"{where} must be in {left}{_num(low)}, {_num(high)}{right}, got {value}"
+        ((key, limit),) = ctx.items()
+        return f"{where} must be {_BOUNDS[key]} {_num(limit)}, got {value}"
+    if kind == "too_short":
+        return f"{where} must have at least {ctx['min_length']} item(s), got {value!r}"
+    if kind == "literal_error":
+        return f"{where}: unknown {value!r}; valid: {', '.join(_QUOTED.findall(ctx['expected']))}"
+    expected = _EXPECTED.get(kind.split("_")[0])
+    if expected == "a mapping" and "." not in where:
+        return f"section {where!r} must be a mapping, got {value!r}"
+    if expected:
+        return f"{where}: expected {expected}, got {value!r}"
+    return f"{where}: {errors[0]['msg']}"
+
+
+def config_sections(config_class: type[BaseModel]) -> dict[str, Any]:
+    """Section name -> section type of a run-config model (its fields, in order)."""
+    return {name: field.annotation for name, field in config_class.model_fields.items()}
 
 
 def build_config(config_class: type[T], data: Any) -> T:
-    """``config_class`` built from a mapping of sections, each section as its dataclass; unknown sections, keys
-    and wrongly typed values are rejected by name."""
+    """``config_class`` validated from a mapping of sections (an empty section takes its defaults); pydantic's
+    first error is raised as one-line :class:`ConfigError`."""
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
-    sections = config_sections(config_class)
-    unknown = sorted(set(data) - set(sections))
-    if unknown:
-        raise ConfigError(f"unknown section(s): {', '.join(unknown)}; valid: {', '.join(sections)}")
-    return config_class(**{name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in sections.items()})
+    data = {name: {} if values is None else values for name, values in data.items()}
+    try:
+        return config_class.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(describe(err, config_class)) from None
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Build and validate a :class:`RunConfig` from nested mappings."""
-    if isinstance(data, dict):
-        actor = data.get("actor") or {}
-        if isinstance(actor, dict) and actor.get("name", ActorConfig.name) == "noisysan":
-            data = {**data, "algo": _noisysan_algo(data.get("algo") or {})}
-        elif data.get("noise"):
-            raise ConfigError("section noise applies only to actor noisysan")
-    config = build_config(RunConfig, data)
-    if config.actor.name == "noisysan":
-        config.noise.ceiling(config.env.id)
-    return config
-
-
-def _noisysan_algo(algo: Any) -> Any:
-    """NoisySAN trains with TD3 and explores through network noise only: the algo section without action noise."""
-    if not isinstance(algo, dict):
-        return algo  # build_dataclass reports the malformed section
-    name = algo.get("name", AlgoConfig.name)
-    if name != "td3":
-        raise ConfigError(f"actor noisysan trains with algo td3 only (network-noise exploration), got {name!r}")
-    if algo.get("action_noise") not in (None, 0, 0.0):
-        raise ConfigError(
-            f"actor noisysan explores through network noise only: algo.action_noise must be 0, "
-            f"got {algo['action_noise']!r}"
-        )
-    return {**algo, "action_noise": 0.0}
+    return build_config(RunConfig, data)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

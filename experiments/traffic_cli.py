@@ -145,7 +145,7 @@ def command_traffic_eval(args: argparse.Namespace) -> int:
             raise CheckpointError(f"{model} is missing (training not finished?); use --checkpoint latest")
     results = {config.agent.name: evaluate(config, model, args.episodes, args.seed)}
     for name in args.compare:
-        other = dataclasses.replace(config, agent=dataclasses.replace(config.agent, name=name))
+        other = config.model_copy(update={"agent": dataclasses.replace(config.agent, name=name)})
         results[name] = evaluate(other, None, args.episodes, args.seed)
     print(
         f"{config.scenario.name} on {config.env.backend}, {config.env.horizon} s, {args.episodes} episode(s) "

@@ -11,21 +11,20 @@ Unknown keys are rejected by name; unknown scenario/backend/agent names list the
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import model_validator
 
 from agents.traffic.config import TrafficAgentConfig
 from envs.traffic.datasets import DATASETS, GRID_PATTERN, UnknownScenarioError, load_scenario, scenario_names
 from envs.traffic.env import TrafficEnvSettings
 from envs.traffic.grid import GridSpec
 from envs.traffic.scenario import Scenario
-from experiments.config import ConfigError, build_config, read_config_data
+from experiments.config import Count, Section, build_config, read_config_data
 
 
-@dataclass
-class ScenarioConfig:
+class ScenarioConfig(Section, title="scenario"):
     """Scenario: a name (``gridCxR`` or a dataset) or a user's CityFlow ``roadnet`` + ``flow`` JSON files (then
     ``name`` is only a label), the benchmark data directory and sha256 check, and the synthetic-grid demand."""
 
@@ -37,19 +36,21 @@ class ScenarioConfig:
     road_length: float = 300.0
     demand_we: float = 300.0  # vehicles / hour per east- or west-bound entry
     demand_ns: float = 300.0  # vehicles / hour per north- or south-bound entry
-    turn_ratios: list[float] = field(default_factory=lambda: [0.1, 0.8, 0.1])  # left, straight, right
+    turn_ratios: list[float] = [0.1, 0.8, 0.1]  # left, straight, right
     peak_factor: float = 1.0
     peak_start: float = 0.0
     peak_end: float = 0.0
     flow_seed: int = 0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _known_scenario(self) -> ScenarioConfig:
         if (self.roadnet is None) != (self.flow is None):
-            raise ConfigError("scenario.roadnet and scenario.flow go together: give both files or neither")
+            raise ValueError("scenario.roadnet and scenario.flow go together: give both files or neither")
         if self.roadnet is None and not GRID_PATTERN.match(self.name) and self.name not in DATASETS:
             raise UnknownScenarioError(
                 f"scenario.name: unknown scenario {self.name!r}; valid: {', '.join(scenario_names())}"
             )
+        return self
 
     def build(self, horizon: float) -> Scenario:
         if self.roadnet is not None:
@@ -68,30 +69,23 @@ class ScenarioConfig:
         return load_scenario(self.name, self.data_dir, grid, verify=self.verify_sha256)
 
 
-@dataclass
-class TrafficTrainConfig:
-    episodes: int = 30  # training episodes (baselines: evaluation episodes)
+class TrafficTrainConfig(Section, title="train"):
+    episodes: Count = 30  # training episodes (baselines: evaluation episodes)
     seed: int = 0
-    eval_episodes: int = 1  # greedy episodes after training
-    keep_checkpoints: int = 2
-    num_threads: int = 1
+    eval_episodes: Count = 1  # greedy episodes after training
+    keep_checkpoints: Count = 2
+    num_threads: Count = 1
     progress_bar: bool = True
 
-    def __post_init__(self) -> None:
-        for key in ("episodes", "eval_episodes", "keep_checkpoints", "num_threads"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
 
-
-@dataclass
-class TrafficRunConfig:
-    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
-    env: TrafficEnvSettings = field(default_factory=TrafficEnvSettings)
-    agent: TrafficAgentConfig = field(default_factory=TrafficAgentConfig)
-    train: TrafficTrainConfig = field(default_factory=TrafficTrainConfig)
+class TrafficRunConfig(Section):
+    scenario: ScenarioConfig = ScenarioConfig()
+    env: TrafficEnvSettings = TrafficEnvSettings()
+    agent: TrafficAgentConfig = TrafficAgentConfig()
+    train: TrafficTrainConfig = TrafficTrainConfig()
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
 def traffic_config_from_dict(data: dict[str, Any]) -> TrafficRunConfig:

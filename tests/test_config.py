@@ -23,7 +23,7 @@ def test_recipe_configs_load() -> None:
 
 def test_algorithm_defaults_and_overrides() -> None:
     sac = config_from_dict({"algo": {"name": "sac"}})
-    assert sac.algo.ent_coef == 0.2 and sac.algo.policy_delay is None
+    assert sac.algo.ent_coef == 0.2 and "policy_delay" not in sac.algo.used()  # TD3 only
     ppo = load_config(None, {"algo": {"name": "ppo", "n_epochs": 3}, "actor": {"name": "popsan"}})
     assert ppo.algo.n_epochs == 3 and ppo.algo.actor_learning_rate == 1e-5
     assert parse_override("actor.hidden_sizes=[64, 64]") == ("actor", "hidden_sizes", [64, 64])

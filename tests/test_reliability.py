@@ -326,7 +326,7 @@ def test_bad_input_is_refused_before_the_run_directory_exists(small_run: Path, t
         (["train", "--config", scalar, "--seed", 1, "--run-dir", target], "section 'train' must be a mapping, got 5"),
         (["train", "--seed", -1, "--run-dir", target], r"train.seed must be in \[0, 2\*\*32 - 1\], got -1"),
         (["train", "--set", "actor.hidden_sizes=[3", "--run-dir", target], "the value is not valid YAML"),
-        (["train", "--set", "algo.batch_size=-1", "--run-dir", target], r"algo.batch_size must be in \[1, inf\]"),
+        (["train", "--set", "algo.batch_size=-1", "--run-dir", target], "algo.batch_size must be >= 1, got -1"),
         (["train", "--set", "algo.gamma=1.5", "--run-dir", target], r"algo.gamma must be in \(0, 1\], got 1.5"),
         (["train", "--env", "HalfCheeta-v5", "--run-dir", target], "unknown environment 'HalfCheeta-v5'"),
         (["train", "--env", "CartPole-v1", "--run-dir", target], r"continuous \(Box\) action space"),

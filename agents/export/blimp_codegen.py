@@ -24,7 +24,6 @@ from agents.export.blimp_quantization import (
     IntegerBlimpController,
     IntegerBlimpNetwork,
 )
-from agents.export.blimp_reference import synaptic_fan_out
 from agents.export.c_codegen import GeneratedC, c_initialiser, check_prefix, model_hash, render
 from agents.export.quantization import DECAY_BITS, OUT_SHIFT
 
@@ -40,7 +39,7 @@ def _arrays(net: IntegerBlimpNetwork) -> dict:
 
 def _network_values(net: IntegerBlimpNetwork) -> SimpleNamespace:
     """What ``blimp.c.j2`` needs of one network: its C tag, sizes, scalars and array initialisers."""
-    enc_fan, hid_fan = synaptic_fan_out(net)
+    enc_fan, hid_fan = net.fan_out
     return SimpleNamespace(
         **{name: None if array is None else c_initialiser(array) for name, array in _arrays(net).items()},
         tag=net.name.upper(),

@@ -18,13 +18,14 @@ neurons (retention near 1) therefore get coarser resolution instead of overflowi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from agents.blimp.snn import HIDDEN_VARIANTS, SNNArchitecture
+from agents.export.network import IntegerNetwork
 from agents.export.quantization import (
     DECAY_BITS,
     HEADROOM_BITS,
@@ -104,6 +105,11 @@ class IntegerBlimpNetwork:
     def iwta(self) -> bool:
         return self.th_weight is not None
 
+    @property
+    def fan_out(self) -> tuple[int, int]:
+        """SOPs per encoding spike and per hidden spike (the float model's definition)."""
+        return 2 + (self.hidden if self.iwta else 0), 1 + (self.hidden if self.recurrent else 0)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array field (``None`` ones left out) and the scalar integers, by field name."""
         out = {}
@@ -117,8 +123,10 @@ class IntegerBlimpNetwork:
 
 
 @dataclass
-class IntegerBlimpController:
+class IntegerBlimpController(IntegerNetwork):
     """One or more integer networks whose Q16.16 commands are summed every control tick (PD, or PD + I)."""
+
+    npz_name: ClassVar[str] = "controller.npz"
 
     networks: list[IntegerBlimpNetwork]
     weight_bits: int
@@ -146,27 +154,43 @@ class IntegerBlimpController:
             "command_format": f"int32 Q{32 - ERROR_FRACTION_BITS}.{ERROR_FRACTION_BITS} code units (sum of networks)",
         }
 
-    def save(self, path: Path) -> None:
-        """``.npz`` with every array and the spec as a JSON string."""
-        arrays = self.arrays()
-        arrays["spec_json"] = np.frombuffer(json.dumps(self.spec()).encode(), dtype=np.uint8)
-        np.savez(path, **arrays)
-
     @classmethod
-    def load(cls, path: Path) -> IntegerBlimpController:
-        """Read a controller written by :meth:`save`."""
-        with np.load(path) as data:
-            spec = json.loads(data["spec_json"].tobytes().decode())
-            networks = []
-            for info in spec["networks"]:
-                values = {}
-                for item in fields(IntegerBlimpNetwork):
-                    key = f"{info['name']}_{item.name}"
-                    if key in data:
-                        array = data[key]
-                        values[item.name] = array if array.ndim else array.item()
-                networks.append(IntegerBlimpNetwork(name=info["name"], variant=info["variant"], **values))
+    def from_npz(cls, spec: dict, data) -> IntegerBlimpController:
+        networks = []
+        for info in spec["networks"]:
+            values = {}
+            for item in fields(IntegerBlimpNetwork):
+                key = f"{info['name']}_{item.name}"
+                if key in data:
+                    array = data[key]
+                    values[item.name] = array if array.ndim else array.item()
+            networks.append(IntegerBlimpNetwork(name=info["name"], variant=info["variant"], **values))
         return cls(networks, spec["weight_bits"], spec["headroom_bits"])
+
+    # ---- the pipeline's operations (agents.export.network) ----------------------------------------
+    def worst_case_sops(self) -> int:
+        """SOPs of one tick if every neuron spiked."""
+        return sum(net.hidden * sum(net.fan_out) for net in self.networks)
+
+    def check_overflow(self, state_bits: int = 32) -> list:
+        from agents.export.overflow import check_blimp_overflow
+
+        return check_blimp_overflow(self, state_bits)
+
+    def reference(self):
+        from agents.export.blimp_reference import BlimpReference
+
+        return BlimpReference(self)
+
+    def generate_c(self, prefix: str):
+        from agents.export.blimp_codegen import generate_blimp_c
+
+        return generate_blimp_c(self, prefix)
+
+    def c_executor(self, library: Path, prefix: str):
+        from agents.export.c_build import CBlimpController
+
+        return CBlimpController(library, prefix, len(self.networks))
 
 
 def _scales(peak_weight: np.ndarray, bound_per_unit: np.ndarray, weight_max: int, headroom_bits: int) -> np.ndarray:

@@ -49,12 +49,6 @@ class BlimpTrace:
     saturated: np.ndarray
 
 
-def synaptic_fan_out(network: IntegerBlimpNetwork) -> tuple[int, int]:
-    """SOPs per encoding spike and per hidden spike (the float model's definition)."""
-    n = network.hidden
-    return 2 + (n if network.iwta else 0), 1 + (n if network.recurrent else 0)
-
-
 class BlimpExecutor(Protocol):
     """A stateful integer controller: :class:`BlimpReference` or :class:`agents.export.c_build.CBlimpController`."""
 
@@ -127,7 +121,7 @@ class BlimpReference:
             trace.saturated[t] = int(error != raw)
             for k, st in enumerate(self._states):
                 command, enc, hid = self._tick(st, error)
-                enc_fan, hid_fan = synaptic_fan_out(st.net)
+                enc_fan, hid_fan = st.net.fan_out
                 trace.commands[t] += command
                 trace.spikes[t, 2 * k : 2 * k + 2] = enc, hid
                 trace.sops[t] += enc * enc_fan + hid * hid_fan

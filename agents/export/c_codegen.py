@@ -170,7 +170,7 @@ def generate_c(policy: IntegerPolicy, prefix: str = DEFAULT_PREFIX) -> Generated
         _layer_values(layer, fan_in, bounds[layer.name].current_bound, bounds[layer.name].voltage_bound)
         for layer, fan_in in zip(policy.layers, widths)
     ]
-    readout, last = policy.readout, policy.layers[-1]
+    readout = policy.readout
     readout_decay = "ws.ro_v[d]" if readout.decay == 1 << DECAY_BITS else f"rtz_mul(ws.ro_v[d], {readout.decay})"
     arrays = {
         "norm_mean": policy.norm_mean,
@@ -197,7 +197,7 @@ def generate_c(policy: IntegerPolicy, prefix: str = DEFAULT_PREFIX) -> Generated
         "readout_decay": readout_decay,
         "uses_rtz_mul": any("rtz_mul(" in layer.current + layer.voltage for layer in layers)
         or "rtz_mul(" in readout_decay,
-        "out_fan": 1 + (0 if last.blocks_t is None else last.blocks_t.shape[2]),
+        "out_fan": policy.out_fan,
         "DECAY_BITS": DECAY_BITS,
         "OUT_SHIFT": OUT_SHIFT,
         "ENC_THRESHOLD": ENCODER_THRESHOLD_Q15,

@@ -100,10 +100,7 @@ def check_overflow(policy: IntegerPolicy, state_bits: int = 32) -> list[LayerBou
         raise OverflowRiskError(
             f"layer 'readout': the output gain product {product:.3g} exceeds the int64 rounding range 2^62"
         )
-    total_sops = steps * (
-        sum(width * layer.fan_out for width, layer in zip(policy.layer_widths, policy.layers))
-        + policy.layer_widths[-1] * (1 + (0 if policy.layers[-1].blocks_t is None else policy.decoder_pop))
-    )
+    total_sops = policy.worst_case_sops()
     if total_sops > 2**32 - 1:
         raise OverflowRiskError(f"the network is too large for the uint32 SOP counter ({total_sops} worst case)")
     return bounds

@@ -17,15 +17,16 @@ real-valued gain of the datapath is ``out_mult_d``, computed here offline.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from agents.actors import ILCSAN, ActorNetwork, PopSAN, SpikingActor
+from agents.export.network import IntegerNetwork
 from envs.errors import UserError
 from envs.normalization import ObservationStats
 from neurons import LIFParameters
@@ -117,8 +118,10 @@ class IntegerReadout:
 
 
 @dataclass
-class IntegerPolicy:
+class IntegerPolicy(IntegerNetwork):
     """Everything the integer executors (NumPy reference, C) need; saved as ``.npz`` + JSON spec."""
+
+    npz_name: ClassVar[str] = "policy.npz"
 
     actor: str
     obs_dim: int
@@ -205,43 +208,67 @@ class IntegerPolicy:
             "readout": {"decay_q": self.readout.decay, "mode": self.readout.mode},
         }
 
-    def save(self, path: Path) -> None:
-        """Write ``path`` (``.npz``) with every array and the spec as a JSON string."""
-        arrays = self.arrays()
-        arrays["spec_json"] = np.frombuffer(json.dumps(self.spec()).encode(), dtype=np.uint8)
-        np.savez(path, **arrays)
-
     @classmethod
-    def load(cls, path: Path) -> IntegerPolicy:
-        """Read a policy written by :meth:`save`."""
-        with np.load(path) as data:
-            spec = json.loads(data["spec_json"].tobytes().decode())
-            layers = [
-                IntegerLayer(
-                    name=info["name"],
-                    weight_t=data[f"layer{i}_weight_t"],
-                    bias=data[f"layer{i}_bias"],
-                    threshold=data[f"layer{i}_threshold"],
-                    scale=data[f"layer{i}_scale"],
-                    current_decay=info["current_decay_q"],
-                    voltage_decay=info["voltage_decay_q"],
-                    blocks_t=data[f"layer{i}_blocks_t"] if info["intra_layer"] else None,
-                    bias_shift=info["bias_shift"],
-                    threshold_shift=info["threshold_shift"],
-                )
-                for i, info in enumerate(spec["layers"])
-            ]
-            readout = IntegerReadout(
-                data["readout_weight"],
-                data["readout_bias"],
-                data["readout_scale"],
-                spec["readout"]["decay_q"],
-                spec["readout"]["mode"],
-                data["readout_out_mult"],
+    def from_npz(cls, spec: dict, data) -> IntegerPolicy:
+        layers = [
+            IntegerLayer(
+                name=info["name"],
+                weight_t=data[f"layer{i}_weight_t"],
+                bias=data[f"layer{i}_bias"],
+                threshold=data[f"layer{i}_threshold"],
+                scale=data[f"layer{i}_scale"],
+                current_decay=info["current_decay_q"],
+                voltage_decay=info["voltage_decay_q"],
+                blocks_t=data[f"layer{i}_blocks_t"] if info["intra_layer"] else None,
+                bias_shift=info["bias_shift"],
+                threshold_shift=info["threshold_shift"],
             )
-            scalars = {name: spec[name] for name in _SPEC_FIELDS}
-            arrays = {name: data[name] for name in _ARRAY_FIELDS}
-            return cls(**scalars, **arrays, clip=spec["clip_q12"], layers=layers, readout=readout)
+            for i, info in enumerate(spec["layers"])
+        ]
+        readout = IntegerReadout(
+            data["readout_weight"],
+            data["readout_bias"],
+            data["readout_scale"],
+            spec["readout"]["decay_q"],
+            spec["readout"]["mode"],
+            data["readout_out_mult"],
+        )
+        scalars = {name: spec[name] for name in _SPEC_FIELDS}
+        arrays = {name: data[name] for name in _ARRAY_FIELDS}
+        return cls(**scalars, **arrays, clip=spec["clip_q12"], layers=layers, readout=readout)
+
+    # ---- the pipeline's operations (agents.export.network) ----------------------------------------
+    @property
+    def out_fan(self) -> int:
+        """Targets of one output spike: its readout row plus its intra-layer row (ILC-SAN)."""
+        last = self.layers[-1]
+        return 1 + (0 if last.blocks_t is None else last.blocks_t.shape[2])
+
+    def worst_case_sops(self) -> int:
+        """SOPs per action if every neuron spiked at every step (the WCET bound)."""
+        widths = self.layer_widths
+        per_step = sum(width * layer.fan_out for width, layer in zip(widths, self.layers))
+        return self.timesteps * (per_step + widths[-1] * self.out_fan)
+
+    def check_overflow(self, state_bits: int = 32) -> list:
+        from agents.export.overflow import check_overflow
+
+        return check_overflow(self, state_bits)
+
+    def reference(self):
+        from agents.export.reference import IntegerReference
+
+        return IntegerReference(self)
+
+    def generate_c(self, prefix: str):
+        from agents.export.c_codegen import generate_c
+
+        return generate_c(self, prefix)
+
+    def c_executor(self, library: Path, prefix: str):
+        from agents.export.c_build import CPolicy
+
+        return CPolicy(library, prefix, self.obs_dim, self.act_dim, len(self.layers) + 1)
 
 
 _SPEC_FIELDS = ("actor", "obs_dim", "act_dim", "encoder_pop", "decoder_pop", "timesteps", "headroom_bits")

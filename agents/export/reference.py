@@ -186,7 +186,6 @@ class IntegerReference:
             sops += counts[-1] * layer.fan_out
             spikes = self.layer(index, spikes)
             counts.append(spikes.sum(axis=(0, 2)))
-        last = self.policy.layers[-1]
-        sops += counts[-1] * (1 + (last.blocks_t.shape[2] if last.blocks_t is not None else 0))
+        sops += counts[-1] * self.policy.out_fan
         pre, actions = self.squash(self.readout_voltage(spikes))
         return IntegerStep(actions, np.stack(counts, axis=1), sops, saturated, pre)

@@ -1,18 +1,15 @@
-"""``train_agent.py export`` for evolved blimp controllers: evolution run(s) -> integer controller + report.
+"""``train_agent.py export`` for evolved blimp controllers: evolution run(s) -> integer controller, through
+:func:`experiments.export.pipeline.export_network`.
 
 One run exports its best genome; ``--add`` runs are summed at run time (SNN-PD + SNN-I, as
-:class:`agents.blimp.controllers.SummedController`). Artefacts: ``controller.npz`` + ``spec.json`` (``npz``),
-``<prefix>.c`` / ``.h`` (``c``), and always ``report.json`` / ``report.md``: flash/RAM, SOPs per control tick,
+:class:`agents.blimp.controllers.SummedController`). Artefacts: ``c`` and ``npz`` (``controller.npz``); the report
+has flash/RAM, SOPs per control tick,
 command error integer vs float on the errors of closed-loop float flights, and closed-loop metrics
 (:mod:`experiments.blimp_metrics`) of the integer vs the float controller on the same profile and seeds.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,23 +17,16 @@ import numpy as np
 import yaml
 
 from agents.blimp.controllers import Controller, Flight, SNNController, SummedController, fly
-from agents.export import c_build
-from agents.export.blimp_codegen import DEFAULT_BLIMP_PREFIX, generate_blimp_c
+from agents.export.blimp_codegen import DEFAULT_BLIMP_PREFIX
 from agents.export.blimp_quantization import IntegerBlimpController, quantize_network
-from agents.export.blimp_reference import (
-    BlimpReference,
-    IntegerController,
-    command_from_q16,
-    error_to_q16,
-    synaptic_fan_out,
-)
-from agents.export.overflow import bounds_table, check_blimp_overflow
+from agents.export.blimp_reference import IntegerController, command_from_q16, error_to_q16
 from agents.export.quantization import ExportError
 from experiments.blimp_config import EvolveConfig
 from experiments.blimp_evolution import EvolutionRun
 from experiments.config import config_sections
-from experiments.export.report import footprint_rows, table_row, write_report
-from experiments.run_dir import CheckpointError, write_atomic
+from experiments.export.pipeline import export_network
+from experiments.export.report import bounds_rows, footprint_rows, table_row
+from experiments.run_dir import CheckpointError
 
 BLIMP_FORMATS = ("c", "npz")
 BLIMP_SECTIONS = tuple(config_sections(EvolveConfig))  # network, data, evolution
@@ -101,7 +91,7 @@ def profile_for(targets: list[str]) -> str:
 
 def command_errors(controller: IntegerBlimpController, flights: list[Flight]) -> dict:
     """Integer vs float command (code units) on the errors of ``flights`` (each replayed from power-on)."""
-    reference = BlimpReference(controller)
+    reference = controller.reference()
     errors, sops, saturated = [], [], 0
     for flight in flights:
         reference.reset()
@@ -121,11 +111,6 @@ def command_errors(controller: IntegerBlimpController, flights: list[Flight]) ->
         "sops_max": int(sop.max()),
         "state_peaks": {name: int(value) for name, value in reference.state_peaks.items()},
     }
-
-
-def worst_case_blimp_sops(controller: IntegerBlimpController) -> int:
-    """SOPs of one tick if every neuron spiked."""
-    return sum(net.hidden * sum(synaptic_fan_out(net)) for net in controller.networks)
 
 
 def _metrics(flights: list[Flight]) -> dict[str, dict[str, float]]:
@@ -152,59 +137,37 @@ def export_blimp_runs(run_dirs: list[Path], out: Path, options: BlimpExportOptio
     if options.repeats < 0:
         raise ExportError(f"closed-loop repeats must be >= 0, got {options.repeats}")
     controller, float_controller, targets = _load(run_dirs, options.weight_bits)
-    bounds = check_blimp_overflow(controller)
-    generated = generate_blimp_c(controller, options.prefix)
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[str]] = {}
-    if "npz" in options.formats:
-        controller.save(out / "controller.npz")
-        write_atomic(out / "spec.json", json.dumps(controller.spec(), indent=2) + "\n")
-        written["npz"] = ["controller.npz", "spec.json"]
-    if "c" in options.formats:
-        c_build.write_sources(generated, out)
-        written["c"] = [f"{options.prefix}.c", f"{options.prefix}.h"]
     profile = profile_for(targets)
-    report: dict = {
-        "runs": [str(path) for path in run_dirs],
-        "controller": "+".join(targets),
-        "command": " ".join(sys.argv),
-        "spec": controller.spec(),
-        "model_hash": generated.model_hash,
-        "artefacts": written,
-        "overflow_bounds": bounds_table(bounds),
-        "sops_worst_case": worst_case_blimp_sops(controller),
-        "profile": profile,
-    }
-    c_executor = None
-    with tempfile.TemporaryDirectory() as scratch:
-        build = Path(scratch)
-        if shutil.which("gcc"):
-            c_build.check_strict(generated, build)
-            report["footprint"] = c_build.footprint(generated, build).to_dict()
-            library = c_build.build_shared(generated, build / "lib", sanitize=False)
-            c_executor = c_build.CBlimpController(library, options.prefix, len(controller.networks))
-        if options.repeats > 0:
-            env = BlimpAltitudeEnv(terminate_on_contact=False)
-            plan = episodes(profile, options.repeats, options.seed)
-            integer = IntegerController(BlimpReference(controller))
-            float_flights = [fly(env, float_controller, seed, opts) for seed, opts in plan]
-            int_flights = [fly(env, integer, seed, opts) for seed, opts in plan]
-            report["errors"] = command_errors(controller, float_flights)
-            other_bits = 8 if options.weight_bits == 16 else 16
-            other, _, _ = _load(run_dirs, other_bits)
-            report["errors_other_weight_bits"] = {"weight_bits": other_bits, **command_errors(other, float_flights)}
-            report["closed_loop"] = {"episodes": len(plan), "seed": options.seed,
-                                     "float": _metrics(float_flights), "integer": _metrics(int_flights)}  # fmt: skip
-            if c_executor is not None:
-                c_controller = IntegerController(c_executor)
-                seed, opts = plan[0]
-                c_flight = fly(env, c_controller, seed, opts)
-                integer_first = fly(env, integer, seed, opts)
-                report["closed_loop"]["c_matches_reference"] = bool(
-                    c_controller.commands_q == integer.commands_q and np.array_equal(c_flight["z"], integer_first["z"])
-                )
-    write_report(report, out, format_blimp_markdown)
-    return report
+
+    def measure(c_executor, generated, build: Path) -> dict:
+        if options.repeats == 0:
+            return {}
+        env = BlimpAltitudeEnv(terminate_on_contact=False)
+        plan = episodes(profile, options.repeats, options.seed)
+        integer = IntegerController(controller.reference())
+        float_flights = [fly(env, float_controller, seed, opts) for seed, opts in plan]
+        int_flights = [fly(env, integer, seed, opts) for seed, opts in plan]
+        other_bits = 8 if options.weight_bits == 16 else 16
+        other, _, _ = _load(run_dirs, other_bits)
+        measured = {
+            "errors": command_errors(controller, float_flights),
+            "errors_other_weight_bits": {"weight_bits": other_bits, **command_errors(other, float_flights)},
+            "closed_loop": {"episodes": len(plan), "seed": options.seed,
+                            "float": _metrics(float_flights), "integer": _metrics(int_flights)},
+        }  # fmt: skip
+        if c_executor is not None:
+            c_controller = IntegerController(c_executor)
+            seed, opts = plan[0]
+            c_flight = fly(env, c_controller, seed, opts)
+            integer_first = fly(env, integer, seed, opts)
+            measured["closed_loop"]["c_matches_reference"] = bool(
+                c_controller.commands_q == integer.commands_q and np.array_equal(c_flight["z"], integer_first["z"])
+            )
+        return measured
+
+    identity = {"runs": [str(path) for path in run_dirs], "controller": "+".join(targets)}
+    return export_network(controller, out, options.formats, options.prefix, identity, {"profile": profile}, measure,
+                          format_blimp_markdown)  # fmt: skip
 
 
 def format_blimp_markdown(report: dict) -> str:
@@ -247,16 +210,8 @@ def format_blimp_markdown(report: dict) -> str:
         if "c_matches_reference" in loop:
             lines += ["", f"C closed-loop flight identical to the NumPy reference: {loop['c_matches_reference']}"]
     peaks = report.get("errors", {}).get("state_peaks", {})
-    lines += ["", "Overflow bounds (proven at export for any number of ticks) and the largest state seen:", ""]
-    lines += [
-        "| layer | bound abs current | bound abs voltage | bits | margin | observed max abs state |",
-        "|" + "---|" * 6,
-    ]
-    for bound in report["overflow_bounds"]:
-        lines.append(
-            f"| {bound['layer']} | {bound['current_bound']} | {bound['voltage_bound']} | {bound['bits_used']} "
-            f"| {bound['margin_bits']} | {peaks.get(bound['layer'], '-')} |"
-        )
+    caption = "Overflow bounds (proven at export for any number of ticks) and the largest state seen:"
+    lines += bounds_rows(report["overflow_bounds"], peaks, caption, ("current", "voltage"))
     lines += ["", f"Command: `{report['command']}`", ""]
     return "\n".join(lines)
 

@@ -1,32 +1,22 @@
-"""The export pipeline behind ``train_agent.py export``: run directory -> integer artefacts + report.
-
-Artefacts in the output directory:
-
-* ``npz``: ``policy.npz`` (every integer array + spec) and ``spec.json``;
-* ``c``: ``<prefix>.c`` / ``<prefix>.h`` (checked with the strict no-float gcc flags when gcc is present);
-* ``nir``: ``policy.nir`` (dequantised float graph, see :mod:`agents.export.nir_export`);
-* always: ``report.json`` / ``report.md``.
+"""``train_agent.py export`` for RL runs and policy packages: the run's actor, quantised (optionally after
+quantisation-aware fine-tuning), through :func:`experiments.export.pipeline.export_network`, measured by closed-loop
+MuJoCo returns and action errors of the integer policy vs the float one. Artefacts: ``c``, ``npz`` and ``nir``.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from agents.export import c_build
-from agents.export.c_codegen import DEFAULT_PREFIX, generate_c
-from agents.export.overflow import bounds_table, check_overflow
-from agents.export.quantization import ExportError, IntegerPolicy, observations_to_q16, quantize_actor
-from agents.export.reference import IntegerReference
+from agents.export.c_codegen import DEFAULT_PREFIX
+from agents.export.quantization import ExportError, observations_to_q16, quantize_actor
 from experiments.export import fidelity
-from experiments.export.report import energy_estimate, worst_case_sops, write_report
-from experiments.run_dir import CheckpointError, RunDirectory, require_trusted, write_atomic
+from experiments.export.pipeline import export_network
+from experiments.export.report import energy_estimate
+from experiments.run_dir import CheckpointError, RunDirectory, require_trusted
 
 FORMATS = ("c", "npz", "nir")
 BENCHMARK_OBSERVATIONS = 2000  # recorded observations replayed by the C latency benchmark
@@ -80,31 +70,9 @@ def load_replay_buffer(model, run_dir: Path) -> None:
         raise ExportError(f"replay buffer {buffer_path} is corrupt: {type(err).__name__}: {err}") from err
 
 
-def export_policy(policy: IntegerPolicy, out: Path, formats: tuple[str, ...], prefix: str = DEFAULT_PREFIX) -> dict:
-    """Write the requested artefacts of an already-quantised policy; returns ``{format: [paths]}``."""
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[str]] = {}
-    if "npz" in formats:
-        policy.save(out / "policy.npz")
-        write_atomic(out / "spec.json", json.dumps(policy.spec(), indent=2) + "\n")
-        written["npz"] = ["policy.npz", "spec.json"]
-    if "c" in formats:
-        generated = generate_c(policy, prefix)
-        c_build.write_sources(generated, out)
-        if shutil.which("gcc"):
-            with tempfile.TemporaryDirectory() as scratch:
-                c_build.check_strict(generated, Path(scratch))
-        written["c"] = [f"{prefix}.c", f"{prefix}.h"]
-    if "nir" in formats:
-        from agents.export.nir_export import write_nir
-
-        write_nir(policy, out / "policy.nir")
-        written["nir"] = ["policy.nir"]
-    return written
-
-
 def export_run(run_dir: Path, out: Path, options: ExportOptions) -> dict:
-    """Quantise (optionally after QAT) the run's actor, write artefacts, measure fidelity; returns the report."""
+    """Quantise (optionally after QAT) the run's actor and export it through :func:`export_network`: the artefacts,
+    then closed-loop returns and action errors of the integer policy vs the float one; returns the report."""
     config, model = load_run(run_dir)
     actor = model.actor_network
     stats = getattr(model, "obs_normalization", None)
@@ -118,40 +86,21 @@ def export_run(run_dir: Path, out: Path, options: ExportOptions) -> dict:
         load_replay_buffer(model, run_dir)
         actor, qat_info = finetune_actor(model, options.qat_steps, seed=options.seed)
     policy = quantize_actor(actor, stats, space.low, space.high)
-    bounds = check_overflow(policy)
-    written = export_policy(policy, out, options.formats, options.prefix)
-    generated = generate_c(policy, options.prefix)
-    report: dict = {
-        "run": str(run_dir),
-        "env": config.env.id,
-        "command": " ".join(sys.argv),
-        "spec": policy.spec(),
-        "model_hash": generated.model_hash,
-        "artefacts": written,
-        "overflow_bounds": bounds_table(bounds),
-        "sops_worst_case": worst_case_sops(policy),
-        "qat": qat_info,
-    }
-    have_gcc = shutil.which("gcc") is not None
-    c_policy = None
-    with tempfile.TemporaryDirectory() as scratch:
-        build = Path(scratch)
-        if have_gcc:
-            report["footprint"] = c_build.footprint(generated, build).to_dict()
-            library = c_build.build_shared(generated, build / "lib", sanitize=False)
-            c_policy = c_build.CPolicy(library, options.prefix, policy.obs_dim, policy.act_dim, len(policy.layers) + 1)
-        if options.episodes > 0:
-            measured, recorded = _measure(config.env.id, float_actor, actor, stats, policy, c_policy, options)
-            report.update(measured)
-            if have_gcc and options.benchmark:
-                sample = recorded[:BENCHMARK_OBSERVATIONS]
-                report["c_step_ns"] = c_build.benchmark_step(generated, build, observations_to_q16(sample))
-                report["float_actor_step_ns"] = fidelity.float_step_ns(float_actor, stats, sample)
     hidden = list(model.policy.actor_config.get("hidden_sizes", [256, 256]))
-    if "errors" in report:
-        report["energy"] = energy_estimate(policy, report["errors"]["sops_mean"], hidden)
-    write_report(report, out)
-    return report
+
+    def measure(c_policy, generated, build: Path) -> dict:
+        if options.episodes == 0:
+            return {}
+        measured, recorded = _measure(config.env.id, float_actor, actor, stats, policy, c_policy, options)
+        if c_policy is not None and options.benchmark:
+            sample = recorded[:BENCHMARK_OBSERVATIONS]
+            measured["c_step_ns"] = c_build.benchmark_step(generated, build, observations_to_q16(sample))
+            measured["float_actor_step_ns"] = fidelity.float_step_ns(float_actor, stats, sample)
+        measured["energy"] = energy_estimate(policy, measured["errors"]["sops_mean"], hidden)
+        return measured
+
+    identity = {"run": str(run_dir), "env": config.env.id}
+    return export_network(policy, out, options.formats, options.prefix, identity, {"qat": qat_info}, measure)
 
 
 def _measure(env_id, float_actor, actor, stats, policy, c_policy, options: ExportOptions) -> tuple[dict, np.ndarray]:
@@ -163,7 +112,7 @@ def _measure(env_id, float_actor, actor, stats, policy, c_policy, options: Expor
     def float_policy(obs: np.ndarray) -> np.ndarray:
         return low + 0.5 * (fidelity.float_actions(float_actor, stats, obs) + 1.0) * (high - low)
 
-    reference = IntegerReference(policy)
+    reference = policy.reference()
     float_runs = fidelity.run_episodes(env_id, float_policy, options.episodes, options.seed, True, "float policy")
     int_runs = fidelity.run_episodes(
         env_id, fidelity.integer_env_policy(reference, low, high), options.episodes, options.seed, False, "integer"
@@ -193,4 +142,4 @@ def _measure(env_id, float_actor, actor, stats, policy, c_policy, options: Expor
     return {"errors": errors, "returns": returns, "observed_state_peaks": peaks}, recorded
 
 
-__all__ = ["FORMATS", "ExportError", "ExportOptions", "export_policy", "export_run", "load_run", "parse_formats"]
+__all__ = ["FORMATS", "ExportError", "ExportOptions", "export_run", "load_run", "parse_formats"]

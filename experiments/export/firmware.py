@@ -205,7 +205,6 @@ def deploy_policy(
     the same hidden sizes (Cortex-M4F, hard float) on the first ``mlp_steps`` observations (all by default).
     ``simd=False`` builds the portable synaptic loop (``-DSPIKERL_NO_SIMD``). Returns the result dict."""
     from agents.export.quantization import IntegerPolicy, observations_to_q16
-    from agents.export.reference import IntegerReference
 
     source = _exported_file(export_dir, f"{prefix}.c")
     policy = IntegerPolicy.load(_exported_file(export_dir, "policy.npz"))
@@ -214,24 +213,10 @@ def deploy_policy(
                *(() if simd else ("-DSPIKERL_NO_SIMD",)))  # fmt: skip
     image = build_firmware("policy", source, build_dir / "policy", defines=defines)
     run = run_firmware(image, obs_q, policy.act_dim + 2, build_dir / "policy_run")
-    expected = IntegerReference(policy)(obs_q)
+    expected = policy.reference()(obs_q)
     reference = np.concatenate([expected.actions, expected.saturated[:, None], expected.sops[:, None]], axis=1)
-    mismatched = int(np.any(run.outputs != reference, axis=1).sum())
-    result = {
-        "kind": "policy",
-        "target": TARGETS[0],
-        "simd": simd,
-        "observations": int(obs_q.shape[0]),
-        "bit_exact": mismatched == 0,
-        "mismatched_steps": mismatched,
-        "sops_mean": float(expected.sops.mean()),
-        "sops_max": int(expected.sops.max()),
-        "footprint": image.footprint(),
-        "fits": fitting_parts(image.policy.flash, image.policy.ram + image.policy_stack),
-        "instructions_per_tick": run.instructions_per_tick,
-        "cost": step_cost(run.instructions),
-        "instructions_per_sop": _per_sop(run.instructions, expected.sops),
-    }
+    result = _compared("policy", image, run, reference, expected.sops, simd=simd)
+    result["instructions_per_sop"] = _per_sop(run.instructions, expected.sops)
     hidden = policy.layer_widths[1:-1]
     result["mlp"] = deploy_mlp(policy.obs_dim, hidden, policy.act_dim, raw_obs[:mlp_steps], build_dir / "mlp")
     return result
@@ -280,7 +265,6 @@ def deploy_blimp(export_dir: Path, errors_q: np.ndarray, build_dir: Path, prefix
     """Build ``export_dir``'s blimp controller as firmware, run it from power-on over the Q16.16 errors
     ``errors_q [T]`` and compare every command, saturation flag and SOP count with the NumPy integer reference."""
     from agents.export.blimp_quantization import IntegerBlimpController
-    from agents.export.blimp_reference import BlimpReference
 
     source = _exported_file(export_dir, f"{prefix}.c")
     controller = IntegerBlimpController.load(_exported_file(export_dir, "controller.npz"))
@@ -288,19 +272,25 @@ def deploy_blimp(export_dir: Path, errors_q: np.ndarray, build_dir: Path, prefix
     defines = (f"-DPOLICY_PREFIX={prefix}", f'-DPOLICY_HEADER="{prefix}.h"')
     image = build_firmware("blimp", source, build_dir / "blimp", defines=defines)
     run = run_firmware(image, errors_q[:, None], 3, build_dir / "blimp_run")
-    reference = BlimpReference(controller)
-    reference.reset()
-    trace = reference.run(errors_q)
+    trace = controller.reference().run(errors_q)
     expected = np.stack([trace.commands, trace.saturated, trace.sops], axis=1)
+    return _compared("blimp", image, run, expected, trace.sops)
+
+
+def _compared(kind: str, image: FirmwareImage, run: FirmwareRun, expected: np.ndarray, sops: np.ndarray,
+              **options: object) -> dict:  # fmt: skip
+    """The result of a firmware ``run``: whether its output rows equal the NumPy reference's ``expected`` rows, the
+    SOPs, footprint and cost; ``options`` (how it was built) follow the target."""
     mismatched = int(np.any(run.outputs != expected, axis=1).sum())
     return {
-        "kind": "blimp",
+        "kind": kind,
         "target": TARGETS[0],
-        "observations": int(errors_q.size),
+        **options,
+        "observations": int(expected.shape[0]),
         "bit_exact": mismatched == 0,
         "mismatched_steps": mismatched,
-        "sops_mean": float(trace.sops.mean()),
-        "sops_max": int(trace.sops.max()),
+        "sops_mean": float(sops.mean()),
+        "sops_max": int(sops.max()),
         "footprint": image.footprint(),
         "fits": fitting_parts(image.policy.flash, image.policy.ram + image.policy_stack),
         "instructions_per_tick": run.instructions_per_tick,
@@ -320,12 +310,11 @@ def record_policy_observations(export_dir: Path, steps: int, seed: int) -> np.nd
     """Raw observations ``[steps, N]`` visited by the exported integer policy (NumPy reference) in closed loop in
     the environment named by the export's ``report.json``."""
     from agents.export.quantization import IntegerPolicy
-    from agents.export.reference import IntegerReference
     from experiments.export.fidelity import integer_env_policy, run_episodes
 
     env_id = json.loads(_exported_file(export_dir, "report.json").read_text())["env"]
     policy = IntegerPolicy.load(_exported_file(export_dir, "policy.npz"))
-    act = integer_env_policy(IntegerReference(policy), policy.action_low, policy.action_high)
+    act = integer_env_policy(policy.reference(), policy.action_low, policy.action_high)
     observations: list[np.ndarray] = []
     while len(observations) < steps:
         observations += run_episodes(env_id, act, 1, seed + len(observations), True, "recording").observations
@@ -337,14 +326,14 @@ def record_blimp_errors(export_dir: Path, seed: int) -> np.ndarray:
     export's reference profile."""
     from agents.blimp.controllers import fly
     from agents.export.blimp_quantization import IntegerBlimpController
-    from agents.export.blimp_reference import BlimpReference, IntegerController, error_to_q16
+    from agents.export.blimp_reference import IntegerController, error_to_q16
     from envs.blimp.env import BlimpAltitudeEnv
     from experiments.blimp_eval import episodes
 
     profile = json.loads(_exported_file(export_dir, "report.json").read_text())["profile"]
     controller = IntegerBlimpController.load(_exported_file(export_dir, "controller.npz"))
     flight_seed, options = episodes(profile, 1, seed)[0]
-    flight = fly(BlimpAltitudeEnv(terminate_on_contact=False), IntegerController(BlimpReference(controller)),
+    flight = fly(BlimpAltitudeEnv(terminate_on_contact=False), IntegerController(controller.reference()),
                  flight_seed, options)  # fmt: skip
     return error_to_q16(np.asarray(flight["error"]))
 

@@ -36,15 +36,6 @@ def energy_estimate(policy: IntegerPolicy, sops_per_action: float, mlp_hidden: l
     }
 
 
-def worst_case_sops(policy: IntegerPolicy) -> int:
-    """SOPs per action if every neuron spiked at every step (the WCET bound)."""
-    widths = policy.layer_widths
-    per_step = sum(width * layer.fan_out for width, layer in zip(widths, policy.layers))
-    last = policy.layers[-1]
-    per_step += widths[-1] * (1 + (0 if last.blocks_t is None else last.blocks_t.shape[2]))
-    return policy.timesteps * per_step
-
-
 def write_report(report: dict, directory: Path, markdown: Callable[[dict], str] | None = None) -> tuple[Path, Path]:
     """Write ``report.json``, ``report.md`` (rendered by ``markdown``, default :func:`format_markdown`) and (when
     returns were measured) ``returns.png`` into ``directory``."""
@@ -89,6 +80,19 @@ def footprint_rows(footprint: dict) -> list[str]:
         table_row("flash (text + rodata + data, gcc -Os, host)", f"{flash} B ({flash / 1024:.2f} KiB)"),
         table_row("RAM (data + bss static state; stack not included)", f"{ram} B ({ram / 1024:.2f} KiB)"),
     ]
+
+
+def bounds_rows(bounds: list[dict], peaks: dict, caption: str, states: tuple[str, str]) -> list[str]:
+    """``caption`` and the table of the proven overflow ``bounds`` per layer (``states``: the names of the current
+    and voltage columns) next to the largest state ``peaks`` observed."""
+    header = f"| layer | bound abs {states[0]} | bound abs {states[1]} | bits | margin | observed max abs state |"
+    lines = ["", caption, "", header, "|" + "---|" * 6]
+    for bound in bounds:
+        lines.append(
+            f"| {bound['layer']} | {bound['current_bound']} | {bound['voltage_bound']} | {bound['bits_used']} "
+            f"| {bound['margin_bits']} | {peaks.get(bound['layer'], '-')} |"
+        )
+    return lines
 
 
 def format_markdown(report: dict) -> str:
@@ -146,14 +150,8 @@ def format_markdown(report: dict) -> str:
         ]  # fmt: skip
         if "c_matches_reference" in ret:
             lines.append(table_row("C closed-loop returns identical to NumPy", ret["c_matches_reference"]))
-    peaks = report.get("observed_state_peaks", {})
-    lines += ["", "Overflow bounds (proven at export) and the largest state seen on the recorded observations:", ""]
-    lines += ["| layer | bound abs I | bound abs V | bits | margin | observed max abs state |", "|" + "---|" * 6]
-    for bound in report["overflow_bounds"]:
-        lines.append(
-            f"| {bound['layer']} | {bound['current_bound']} | {bound['voltage_bound']} | {bound['bits_used']} "
-            f"| {bound['margin_bits']} | {peaks.get(bound['layer'], '-')} |"
-        )
+    caption = "Overflow bounds (proven at export) and the largest state seen on the recorded observations:"
+    lines += bounds_rows(report["overflow_bounds"], report.get("observed_state_peaks", {}), caption, ("I", "V"))
     if report.get("qat"):
         lines += ["", f"Quantisation-aware fine-tuning: {json.dumps(report['qat'])}"]
     lines += ["", f"Command: `{report['command']}`", ""]
