@@ -130,9 +130,6 @@ class EvolveConfig(Section):
     evolution: EvolutionConfig = EvolutionConfig()
     fitness: FitnessConfig = FitnessConfig()
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump()
-
 
 def evolve_config_from_dict(data: dict[str, Any]) -> EvolveConfig:
     return build_config(EvolveConfig, data)

@@ -55,6 +55,10 @@ class Section(BaseModel):
         except ValidationError as err:
             raise ConfigError(describe(err, type(self), self.model_config.get("title", ""))) from None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved values as plain YAML-safe data (what a run directory's ``config.yaml`` holds)."""
+        return self.model_dump()
+
 
 class EnvConfig(Section, title="env"):
     id: str = "InvertedPendulum-v5"

@@ -84,9 +84,6 @@ class TrafficRunConfig(Section):
     agent: TrafficAgentConfig = TrafficAgentConfig()
     train: TrafficTrainConfig = TrafficTrainConfig()
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump()
-
 
 def traffic_config_from_dict(data: dict[str, Any]) -> TrafficRunConfig:
     return build_config(TrafficRunConfig, data)
