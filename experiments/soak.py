@@ -29,7 +29,7 @@ from pathlib import Path
 
 from stable_baselines3.common.save_util import load_from_pkl
 
-from experiments.run_dir import TRACE_ENV, RunDirectory
+from experiments.run_dir import TRACE_ENV, RunDirectory, git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
@@ -136,7 +136,7 @@ def markdown(figures: dict, command: str) -> str:
         ("evaluation steps each recorded once", figures["evaluation_steps_unique"]),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return f"Command: `{command}`\n\n| soak | result |\n|---|---|\n{table}\n"
+    return f"Command: `{command}` (commit `{git_commit()[:12]}`)\n\n| soak | result |\n|---|---|\n{table}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
