@@ -190,17 +190,17 @@ def cases(work: Path) -> tuple[list[Case | Behaviour], list[subprocess.Popen]]:
         (copy_run("bad_run_config") / "config.yaml").write_text("env: {id: Hopper-v5\n")
 
     def make_blimp_pickle() -> None:  # an evolution run of an older version, or a crafted one
-        from experiments.blimp_config import load_evolve_config
+        from experiments.blimp_config import EvolveConfig
         from experiments.blimp_evolution import EvolutionRun
 
-        EvolutionRun(work / "blimp").initialise(load_evolve_config(None))
+        EvolutionRun(work / "blimp").initialise(EvolveConfig.load(None))
         (work / "blimp" / "checkpoint.pkl").write_bytes(pickle.dumps(Payload(marker)))
 
     def make_rllib_pickle() -> None:  # a finished RLlib run from elsewhere whose checkpoint holds a payload
-        from experiments.config import load_config
+        from experiments.config import RunConfig
 
         rllib_run = RunDirectory(work / "rllib_run")
-        rllib_run.initialise(load_config(None, {"train": {"framework": "rllib"}, "algo": {"name": "ppo"}}))
+        rllib_run.initialise(RunConfig.load(None, {"train": {"framework": "rllib"}, "algo": {"name": "ppo"}}))
         rllib_run.final_rllib.mkdir()
         (rllib_run.final_rllib / "algorithm_state.pkl").write_bytes(pickle.dumps(Payload(marker)))
         rllib_run.done_file.write_text("200\n")
@@ -222,11 +222,11 @@ def cases(work: Path) -> tuple[list[Case | Behaviour], list[subprocess.Popen]]:
     def make_traffic_pickle() -> None:  # a DQN traffic run whose model file carries a payload
         import torch
 
-        from experiments.traffic_config import load_traffic_config
+        from experiments.traffic_config import TrafficRunConfig
         from experiments.traffic_training import TrafficRunDirectory
 
         traffic = TrafficRunDirectory(work / "traffic")
-        traffic.initialise(load_traffic_config(None, {"agent": {"name": "dqn"}}))
+        traffic.initialise(TrafficRunConfig.load(None, {"agent": {"name": "dqn"}}))
         torch.save({"model": Payload(marker)}, traffic.final_model)
 
     def file_modes() -> str:  # issue row 12

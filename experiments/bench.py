@@ -55,7 +55,7 @@ from torch import nn
 from agents.actors import ActorConfig, NoisySAN, build_actor, spiking
 from agents.sb3 import NoiseKeyReplayBuffer
 from envs import make_vec_env
-from experiments.config import load_config
+from experiments.config import RunConfig
 from experiments.training import build_model
 from neurons.noise import ColouredNoiseTable
 
@@ -289,7 +289,7 @@ def sb3_td3_step(actor_name: str, plan: Plan) -> TD3Step:
     timed on batches from its replay buffer (:func:`td3_actor_costs`; not for noisy actors, whose update also
     regenerates its noise).
     """
-    config = load_config(
+    config = RunConfig.load(
         CONFIG_DIR / RECIPES[actor_name],
         {"env": {"id": ENV_ID}, "algo": {"learning_starts": plan.fill_steps}},
     )

@@ -39,7 +39,7 @@ def add_blimp_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def command_evolve(args: argparse.Namespace) -> int:
-    from experiments.blimp_config import EvolveConfig, load_evolve_config
+    from experiments.blimp_config import EvolveConfig
     from experiments.blimp_evolution import EvolutionRun, evolve
 
     if args.generations is not None and args.generations < 0:
@@ -60,7 +60,7 @@ def command_evolve(args: argparse.Namespace) -> int:
             ("evolution", "generations"): args.generations,
         }
         overrides = cli_overrides(args.set, flags, EvolveConfig)
-        config = load_evolve_config(args.config, overrides)
+        config = EvolveConfig.load(args.config, overrides)
         path = args.run_dir or Path("runs") / (
             f"blimp_{config.data.target}_{config.network.variant}_s{config.evolution.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
         )

@@ -23,8 +23,7 @@ evolution run whose best net is summed with the evolving one (the SNN-PD when an
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -33,7 +32,7 @@ from agents.blimp.pid import PIDGains
 from agents.blimp.snn import HIDDEN_VARIANTS, SNNArchitecture
 from agents.blimp.structured import GENOME_KINDS, FullGenome, StructuredGenome, genome_map
 from envs.blimp.profiles import I_TRAINING_NET_WEIGHT
-from experiments.config import Count, Section, build_config, read_config_data
+from experiments.config import Count, Section
 
 
 class NetworkConfig(Section, title="network"):
@@ -129,12 +128,3 @@ class EvolveConfig(Section):
     data: DataConfig = DataConfig()
     evolution: EvolutionConfig = EvolutionConfig()
     fitness: FitnessConfig = FitnessConfig()
-
-
-def evolve_config_from_dict(data: dict[str, Any]) -> EvolveConfig:
-    return build_config(EvolveConfig, data)
-
-
-def load_evolve_config(path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> EvolveConfig:
-    """Config from an optional YAML file with ``{section: {key: value}}`` overrides on top."""
-    return evolve_config_from_dict(read_config_data(path, overrides))

@@ -46,7 +46,7 @@ from agents.blimp.integrator import integrator_genome
 from agents.blimp.snn import SNNArchitecture
 from agents.blimp.structured import StructuredGenome
 from envs.blimp.params import BlimpParameters
-from experiments.blimp_config import INTEGRATOR_INIT, EvolveConfig, evolve_config_from_dict
+from experiments.blimp_config import INTEGRATOR_INIT, EvolveConfig
 from experiments.config import ConfigError
 from experiments.run_dir import PACKAGES, BaseRunDirectory, CheckpointError, write_atomic
 
@@ -184,7 +184,7 @@ class EvolutionResult:
 class EvolutionRun(BaseRunDirectory):
     """Files of one evolution run (see the module docstring): a run directory with its own checkpoint format."""
 
-    parse_config = staticmethod(evolve_config_from_dict)
+    parse_config = staticmethod(EvolveConfig.from_dict)
     config_kind = "evolution"
     packages = (*PACKAGES, "cma")
 

@@ -32,7 +32,7 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
 from agents.actors import ACTOR_NAMES  # noqa: E402
 from envs.errors import UserError  # noqa: E402
 from experiments.blimp_cli import BLIMP_COMMANDS, add_blimp_commands  # noqa: E402
-from experiments.config import ALGO_NAMES, FRAMEWORKS, ConfigError, RunConfig, cli_overrides, load_config  # noqa: E402
+from experiments.config import ALGO_NAMES, FRAMEWORKS, ConfigError, RunConfig, cli_overrides  # noqa: E402
 from experiments.run_dir import RunDirectory, make_directory, trust_directory, write_atomic  # noqa: E402
 from experiments.traffic_cli import TRAFFIC_COMMANDS, add_traffic_commands  # noqa: E402
 from experiments.video import RenderingUnavailableError  # noqa: E402
@@ -116,7 +116,7 @@ def resolve_train_config(args: argparse.Namespace) -> RunConfig:
         ("train", "progress_bar"): False if args.no_progress else None,
     }
     overrides = cli_overrides(args.set, flags)
-    return load_config(args.config, overrides)
+    return RunConfig.load(args.config, overrides)
 
 
 def command_train(args: argparse.Namespace) -> int:

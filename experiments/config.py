@@ -22,7 +22,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -58,6 +58,16 @@ class Section(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """The resolved values as plain YAML-safe data (what a run directory's ``config.yaml`` holds)."""
         return self.model_dump()
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Self:
+        """The config validated from nested mappings (one-line :class:`ConfigError` on the first problem)."""
+        return build_config(cls, data)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Self:
+        """Config from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
+        return cls.from_dict(read_config_data(path, overrides))
 
 
 class EnvConfig(Section, title="env"):
@@ -338,11 +348,6 @@ def build_config(config_class: type[T], data: Any) -> T:
         raise ConfigError(describe(err, config_class)) from None
 
 
-def config_from_dict(data: dict[str, Any]) -> RunConfig:
-    """Build and validate a :class:`RunConfig` from nested mappings."""
-    return build_config(RunConfig, data)
-
-
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -398,8 +403,3 @@ def cli_overrides(
         if value is not None:
             overrides.setdefault(section, {})[key] = value
     return overrides
-
-
-def load_config(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
-    """Config from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
-    return config_from_dict(read_config_data(path, overrides))

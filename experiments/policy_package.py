@@ -30,7 +30,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from envs import ObservationStats, make_vec_env
 from envs.errors import one_line
-from experiments.config import ConfigError, RunConfig, config_from_dict
+from experiments.config import ConfigError, RunConfig
 from experiments.run_dir import (
     ASIDE_PREFIX,
     DIR_MODE,
@@ -149,7 +149,7 @@ def load_package(path: Path) -> BaseAlgorithm:
     path = Path(path)
     card = read_card(path)
     try:
-        config = config_from_dict(yaml.safe_load((path / CONFIG_FILE).read_text()))
+        config = RunConfig.from_dict(yaml.safe_load((path / CONFIG_FILE).read_text()))
     except (yaml.YAMLError, ConfigError) as err:
         raise CheckpointError(f"{path / CONFIG_FILE}: unreadable config: {err}") from err
     env = make_vec_env(config.env.id, 1, config.train.seed, normalize_obs=False)

@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 import yaml
 
 from envs.errors import UserError
-from experiments.config import ConfigError, RunConfig, config_from_dict
+from experiments.config import ConfigError, RunConfig
 
 PACKAGES = ("torch", "stable-baselines3", "ray", "gymnasium", "mujoco", "numpy", "numba")
 EVALUATION_FIELDS = ("timesteps", "mean_return", "std_return", "mean_length", "sops_per_action", "wall_time_s")
@@ -442,7 +442,7 @@ class BaseRunDirectory:
 class RunDirectory(BaseRunDirectory):
     """Files of one training run (SB3 or RLlib; see the module docstring)."""
 
-    parse_config = staticmethod(config_from_dict)
+    parse_config = staticmethod(RunConfig.from_dict)
 
     evaluations_file = property(lambda self: self.path / "evaluations.csv")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.config import ConfigError, RunConfig, config_from_dict, read_yaml
+from experiments.config import ConfigError, RunConfig, read_yaml
 
 GRID_KEYS = ("env", "actor", "algo", "seed", "framework")
 GRID_TARGETS = {
@@ -58,7 +58,7 @@ class Trial:
         return Path(self.run_dir).name
 
     def run_config(self) -> RunConfig:
-        return config_from_dict(copy.deepcopy(self.config))
+        return RunConfig.from_dict(copy.deepcopy(self.config))
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Suite:
                     data.setdefault(section, {})[name] = value
             data = _merge(data, self.actor_overrides.get(str(chosen["actor"]), {}))
             try:
-                config = config_from_dict(data)
+                config = RunConfig.from_dict(data)
             except ConfigError as err:
                 raise ConfigError(f"suite {self.name}, trial {chosen}: {err}") from err
             suffix = "_rllib" if config.train.framework == "rllib" else ""

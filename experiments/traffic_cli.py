@@ -82,7 +82,7 @@ def _traffic_errors(command):
 
 @_traffic_errors
 def command_traffic(args: argparse.Namespace) -> int:
-    from experiments.traffic_config import TrafficRunConfig, load_traffic_config
+    from experiments.traffic_config import TrafficRunConfig
     from experiments.traffic_training import TrafficRunDirectory, train
 
     if args.resume is not None:
@@ -113,7 +113,7 @@ def command_traffic(args: argparse.Namespace) -> int:
             ("train", "progress_bar"): False if args.no_progress else None,
         }
         overrides = cli_overrides(args.set, flags, TrafficRunConfig)
-        config = load_traffic_config(args.config, overrides)
+        config = TrafficRunConfig.load(args.config, overrides)
         path = args.run_dir or Path("runs") / (
             f"traffic_{config.scenario.name}_{config.agent.name}_{config.env.backend}_s{config.train.seed}_"
             f"{time.strftime('%Y%m%d-%H%M%S')}"

@@ -12,7 +12,6 @@ Unknown keys are rejected by name; unknown scenario/backend/agent names list the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import model_validator
 
@@ -21,7 +20,7 @@ from envs.traffic.datasets import DATASETS, GRID_PATTERN, UnknownScenarioError, 
 from envs.traffic.env import TrafficEnvSettings
 from envs.traffic.grid import GridSpec
 from envs.traffic.scenario import Scenario
-from experiments.config import Count, Section, build_config, read_config_data
+from experiments.config import Count, Section
 
 
 class ScenarioConfig(Section, title="scenario"):
@@ -83,14 +82,3 @@ class TrafficRunConfig(Section):
     env: TrafficEnvSettings = TrafficEnvSettings()
     agent: TrafficAgentConfig = TrafficAgentConfig()
     train: TrafficTrainConfig = TrafficTrainConfig()
-
-
-def traffic_config_from_dict(data: dict[str, Any]) -> TrafficRunConfig:
-    return build_config(TrafficRunConfig, data)
-
-
-def load_traffic_config(
-    path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
-) -> TrafficRunConfig:
-    """Config from an optional YAML file, then ``overrides`` (``{section: {key: value}}``) on top."""
-    return traffic_config_from_dict(read_config_data(path, overrides))

@@ -22,7 +22,7 @@ from agents.traffic import LEARNING_AGENTS, SharedDQNAgent, make_controller
 from envs.traffic.env import TrafficSignalEnv
 from envs.traffic.scenario import Scenario
 from experiments.run_dir import PACKAGES, CheckpointError, RunDirectory, write_atomic
-from experiments.traffic_config import TrafficRunConfig, traffic_config_from_dict
+from experiments.traffic_config import TrafficRunConfig
 
 METRICS = ("average_travel_time", "throughput", "mean_queue")
 TRAFFIC_PACKAGES = ("eclipse-sumo", "libsumo", "pettingzoo", "cityflow")
@@ -31,7 +31,7 @@ TRAFFIC_PACKAGES = ("eclipse-sumo", "libsumo", "pettingzoo", "cityflow")
 class TrafficRunDirectory(RunDirectory):
     """A run directory whose config is a :class:`TrafficRunConfig`; ``episodes.csv`` replaces evaluations."""
 
-    parse_config = staticmethod(traffic_config_from_dict)
+    parse_config = staticmethod(TrafficRunConfig.from_dict)
     packages = (*PACKAGES, *TRAFFIC_PACKAGES)
 
     episodes_file = property(lambda self: self.path / "episodes.csv")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from cli_helpers import run_cli
 
-from experiments.blimp_config import load_evolve_config
+from experiments.blimp_config import EvolveConfig
 from experiments.blimp_evolution import EvolutionRun
 
 TINY = [
@@ -142,7 +142,7 @@ def test_corrupt_checkpoint_and_unknown_profile_are_reported(evolved: Path, tmp_
 
 
 def test_config_defaults_match_the_paper() -> None:
-    config = load_evolve_config("experiments/blimp_i.yaml")
+    config = EvolveConfig.load("experiments/blimp_i.yaml")
     assert config.network.variant == "iwta" and config.network.readout_decay_max == 0.3
     assert config.evolution.popsize == 50 and config.data.target == "i"
 

@@ -17,7 +17,7 @@ from agents.blimp.integrator import integrator_genome
 from agents.blimp.snn import SNNArchitecture, SNNPopulation
 from agents.blimp.structured import GAIN_STEP, SharedGenome, StructuredGenome
 from envs.blimp import BlimpAltitudeEnv
-from experiments.blimp_config import load_evolve_config
+from experiments.blimp_config import EvolveConfig
 from experiments.blimp_eval import wilcoxon_rows
 from experiments.blimp_evolution import EvolutionRun, _new_strategy
 
@@ -199,15 +199,15 @@ def test_pair_fitness_options_are_checked() -> None:
     from experiments.config import ConfigError
 
     with pytest.raises(ConfigError, match="fitness.overshoot_weight and flip_weight only apply"):
-        load_evolve_config(None, {"fitness": {"overshoot_weight": 1.0}})
+        EvolveConfig.load(None, {"fitness": {"overshoot_weight": 1.0}})
     with pytest.raises(ConfigError, match="network.genome: unknown 'sparse'; valid: full, structured"):
-        load_evolve_config(None, {"network": {"genome": "sparse"}})
+        EvolveConfig.load(None, {"network": {"genome": "sparse"}})
     with pytest.raises(ConfigError, match="fitness.init: integrator needs network.genome: full"):
         from experiments.blimp_evolution import initial_genome
 
-        config = load_evolve_config(None, {"network": {"genome": "structured"}, "fitness": {"init": "integrator"}})
+        config = EvolveConfig.load(None, {"network": {"genome": "structured"}, "fitness": {"init": "integrator"}})
         initial_genome(config, np.random.default_rng(0))
-    config = load_evolve_config("experiments/blimp_i_structured.yaml")
+    config = EvolveConfig.load("experiments/blimp_i_structured.yaml")
     assert config.network.genome == "structured" and config.fitness.init is None
     assert config.fitness.overshoot_weight > 0 and config.fitness.flip_weight > 0
 

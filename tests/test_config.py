@@ -6,25 +6,25 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config import ConfigError, config_from_dict, load_config, parse_override
+from experiments.config import ConfigError, RunConfig, parse_override
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 
 def test_recipe_configs_load() -> None:
     for name in ("td3_mlp", "td3_popsan", "td3_ilcsan", "quickstart"):
-        config = load_config(EXPERIMENTS / f"{name}.yaml")
+        config = RunConfig.load(EXPERIMENTS / f"{name}.yaml")
         assert config.algo.name == "td3"
-    paper = load_config(EXPERIMENTS / "td3_ilcsan.yaml")
+    paper = RunConfig.load(EXPERIMENTS / "td3_ilcsan.yaml")
     assert paper.algo.actor_learning_rate == 1e-4 and paper.algo.learning_rate == 1e-3  # "1.0e-4" strings coerced
     assert paper.algo.batch_size == 100 and paper.algo.learning_starts == 10_000
     assert paper.actor.timesteps == 5 and paper.actor.encoder_pop == 10 and paper.env.clip_obs == 3.0
 
 
 def test_algorithm_defaults_and_overrides() -> None:
-    sac = config_from_dict({"algo": {"name": "sac"}})
+    sac = RunConfig.from_dict({"algo": {"name": "sac"}})
     assert sac.algo.ent_coef == 0.2 and "policy_delay" not in sac.algo.used()  # TD3 only
-    ppo = load_config(None, {"algo": {"name": "ppo", "n_epochs": 3}, "actor": {"name": "popsan"}})
+    ppo = RunConfig.load(None, {"algo": {"name": "ppo", "n_epochs": 3}, "actor": {"name": "popsan"}})
     assert ppo.algo.n_epochs == 3 and ppo.algo.actor_learning_rate == 1e-5
     assert parse_override("actor.hidden_sizes=[64, 64]") == ("actor", "hidden_sizes", [64, 64])
 
@@ -44,16 +44,16 @@ def test_algorithm_defaults_and_overrides() -> None:
 )
 def test_bad_config_is_rejected_by_name(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        config_from_dict(data)
+        RunConfig.from_dict(data)
 
 
 def test_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
-        load_config(tmp_path / "missing.yaml")
+        RunConfig.load(tmp_path / "missing.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("algo: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(broken)
+        RunConfig.load(broken)
     with pytest.raises(ConfigError, match="section.key=value"):
         parse_override("timesteps=5")
 
@@ -65,24 +65,24 @@ def _load_suite(path: Path) -> list:
 
 
 def _load_blimp(path: Path):
-    from experiments.blimp_config import evolve_config_from_dict, load_evolve_config
+    from experiments.blimp_config import EvolveConfig
 
-    config = load_evolve_config(path)
-    assert evolve_config_from_dict(config.to_dict()) == config  # what a run directory saves loads back the same
+    config = EvolveConfig.load(path)
+    assert EvolveConfig.from_dict(config.to_dict()) == config  # what a run directory saves loads back the same
     return config
 
 
 def _load_traffic(path: Path):
-    from experiments.traffic_config import load_traffic_config, traffic_config_from_dict
+    from experiments.traffic_config import TrafficRunConfig
 
-    config = load_traffic_config(path)
-    assert traffic_config_from_dict(config.to_dict()) == config
+    config = TrafficRunConfig.load(path)
+    assert TrafficRunConfig.from_dict(config.to_dict()) == config
     return config
 
 
 def _load_run(path: Path):
-    config = load_config(path)
-    assert config_from_dict(config.to_dict()) == config
+    config = RunConfig.load(path)
+    assert RunConfig.from_dict(config.to_dict()) == config
     return config
 
 

@@ -17,7 +17,7 @@ from agents.actors import build_actor
 from agents.sb3 import NoiseKeyReplayBuffer, NoisyTD3
 from agents.sb3.td3 import NoisySANPolicy
 from envs import make_vec_env
-from experiments.config import ConfigError, config_from_dict
+from experiments.config import ConfigError, RunConfig
 from neurons.lif import LIFParameters
 from neurons.noise import ColouredNoiseTable
 from neurons.noisy import NoisyCurrentLIF, NoisyNonSpikingReadout
@@ -269,20 +269,20 @@ def test_key_buffer_costs_8_bytes_per_transition() -> None:
 )
 def test_noisysan_config_errors(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        config_from_dict(data)
+        RunConfig.from_dict(data)
 
 
 def test_noisysan_config_resolves_ceiling_and_drops_action_noise() -> None:
-    config = config_from_dict({"actor": {"name": "noisysan"}, "env": {"id": "Hopper-v5"}})
+    config = RunConfig.from_dict({"actor": {"name": "noisysan"}, "env": {"id": "Hopper-v5"}})
     assert config.algo.action_noise == 0.0 and config.noise.ceiling("Hopper-v5") == 4000.0
     noise = {"reduction_ceilings": {"Pendulum": 0}, "reduction_floor": -1500}  # Pendulum returns are negative
-    config = config_from_dict({"actor": {"name": "noisysan"}, "env": {"id": "Pendulum-v1"}, "noise": noise})
+    config = RunConfig.from_dict({"actor": {"name": "noisysan"}, "env": {"id": "Pendulum-v1"}, "noise": noise})
     assert config.noise.ceiling("Pendulum-v1") == 0.0
     with pytest.raises(ConfigError, match="must exceed"):
-        config_from_dict(
+        RunConfig.from_dict(
             {"actor": {"name": "noisysan"}, "env": {"id": "Pendulum-v1"}, "noise": {**noise, "reduction_floor": 0}}
         )
-    assert "noise" not in config_from_dict({"actor": {"name": "ilcsan"}}).to_dict()
+    assert "noise" not in RunConfig.from_dict({"actor": {"name": "ilcsan"}}).to_dict()
 
 
 def test_cli_resume_restores_noise_streams(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def test_unsigned_or_modified_rllib_checkpoints_are_refused(ppo_run: Path, tmp_p
 def test_sac_trains_spiking_actor_and_restores(tmp_path: Path) -> None:
     """ILC-SAN + RLlib SAC: gradient updates move the actor network; the checkpoint restores it exactly."""
     from agents.rllib.policy import RLlibPolicy
-    from experiments.config import load_config
+    from experiments.config import RunConfig
     from experiments.rllib_training import algorithm_config, load_algorithm, train_rllib
 
     overrides = {
@@ -117,7 +117,7 @@ def test_sac_trains_spiking_actor_and_restores(tmp_path: Path) -> None:
         "train": {"framework": "rllib", "timesteps": 300, "eval_freq": 300, "eval_episodes": 1,
                   "checkpoint_freq": 300, "progress_bar": False},
     }  # fmt: skip
-    config = load_config(None, overrides)
+    config = RunConfig.load(None, overrides)
     initial = algorithm_config(config).build_algo()
     before = {k: v.clone() for k, v in initial.get_module().network.state_dict().items()}
     initial.stop()
