@@ -55,7 +55,7 @@ class Improvement:
             return f"{self.actor} better than {self.other}"
         if self.probability.high < 0.5:
             return f"{self.other} better than {self.actor}"
-        return f"not separable with {self.seeds} seeds"
+        return f"not separable with {self.seeds} seed{'' if self.seeds == 1 else 's'}"
 
 
 def normalised_scores(

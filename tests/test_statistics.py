@@ -56,6 +56,7 @@ def test_probability_of_improvement_and_verdicts() -> None:
     assert item.verdict == "not separable with 2 seeds"
     assert probabilities_of_improvement(overlapping, [("popsan", "ilcsan")]) == []  # popsan did not run
     assert Improvement("a", "b", 5, Interval(0.6, 0.4, 0.8)).verdict == "not separable with 5 seeds"
+    assert Improvement("a", "b", 1, Interval(0.5, 0.5, 0.5)).verdict == "not separable with 1 seed"
 
 
 def test_confidence_band_is_the_student_t_interval() -> None:
