@@ -230,7 +230,8 @@ def command_export(args: argparse.Namespace) -> int:
     # the firmware links the C artefact; a blimp firmware also reads its quantised controller from the npz
     needed = {"c", "npz"} if blimp else {"c"}
     if args.target and not needed <= set(formats):
-        raise ConfigError(f"--target {args.target} needs the {' and '.join(sorted(needed))} artefacts; "
+        artefacts = " and ".join(sorted(needed)) + (" artefacts" if len(needed) > 1 else " artefact")
+        raise ConfigError(f"--target {args.target} needs the {artefacts}; "
                           f"add {','.join(sorted(needed - set(formats)))} to --format")  # fmt: skip
     if args.trust:
         trust_directory(args.run_dir)
