@@ -7,7 +7,7 @@ A config has four sections, each optional::
                net_weight: 0.07}
     evolution: {generations: 2000, popsize: 50, sigma0: 0.1, seed: 0, diagonal: false, test_every: 25, ...}
     fitness:   {kind: imitation, partner: null, init: null, steady_state_weight: 1.0, overshoot_weight: 0.0,
-               flip_weight: 0.0}
+               flip_weight: 0.0, coevolve: false}
 
 ``network.genome: structured`` searches the per-pair genome of :mod:`agents.blimp.structured` (balanced 2×2 blocks,
 9 K + 1 genes) instead of every parameter of the network; ``best.npz`` keeps the expanded full genome either way.
@@ -18,7 +18,10 @@ hand-set integrating network of :mod:`agents.blimp.integrator` with gain ``data.
 ``fitness.kind: closed-loop`` flies the MuJoCo blimp instead of imitating a dataset
 (:mod:`agents.blimp.closed_loop`); then ``data.train_windows`` is the number of training flights, ``window_s`` /
 ``test_s`` their lengths, ``seed`` their seed and ``net_weight`` the ΔW range, and ``fitness.partner`` names the
-evolution run whose best net is summed with the evolving one (the SNN-PD when an I net evolves).
+evolution run whose best net is summed with the evolving one (the SNN-PD when an I net evolves). With
+``fitness.coevolve: true`` the partner evolves too: CMA-ES searches both networks' genes as one genome (the
+partner's start is its run's best), and the run keeps the partner's evolved network as a run of its own in
+``RUN_DIR/partner``.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ class FitnessConfig(Section, title="fitness"):
     steady_state_weight: float = Field(1.0, ge=0)  # closed-loop: loss = tracking MAE + this x steady-state error
     overshoot_weight: float = Field(0.0, ge=0)  # closed-loop: + this x mean overshoot per step (m)
     flip_weight: float = Field(0.0, ge=0)  # closed-loop: + this x servo flips per minute of flight
+    coevolve: bool = False  # evolve the partner's network too (from its best genes), as one joint CMA-ES genome
 
     @model_validator(mode="after")
     def _closed_loop_options(self) -> FitnessConfig:
@@ -120,6 +124,8 @@ class FitnessConfig(Section, title="fitness"):
             raise ValueError("fitness.partner only applies to fitness.kind: closed-loop")
         if (self.overshoot_weight or self.flip_weight) and self.kind != "closed-loop":
             raise ValueError("fitness.overshoot_weight and flip_weight only apply to fitness.kind: closed-loop")
+        if self.coevolve and self.partner is None:
+            raise ValueError("fitness.coevolve needs fitness.partner (the run whose network evolves alongside)")
         return self
 
 

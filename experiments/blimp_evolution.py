@@ -14,9 +14,13 @@ Run directory::
     RUN_DIR/tensorboard/                  train/test loss, σ, firing rates
     RUN_DIR/checkpoint.json, .npz         resume state (no pickle: loading it runs no code), written atomically
     RUN_DIR/best.npz                      best-on-test genome (normalised, full) and its test loss
+    RUN_DIR/partner/                      with fitness.coevolve: the partner's evolved network (config, best.npz)
 
 ``network.genome: structured`` searches the per-pair genome of :mod:`agents.blimp.structured`; the evaluators and
 ``best.npz`` (``genome``) always see the expanded full genome, ``best.npz`` also keeps the search genes (``genes``).
+``fitness.coevolve`` searches the network and its closed-loop partner as one genome (:class:`JointGenome`); the
+best pair is kept as ``best.npz`` and ``partner/best.npz``, so ``eval-blimp --pd RUN_DIR --i RUN_DIR/partner`` and
+``export RUN_DIR --add RUN_DIR/partner`` read it like two runs.
 
 The checkpoint stores the pycma start (``x0``) and every generation's fitness values; resuming rebuilds the CMA-ES
 state by replaying ask/tell with those values (pycma seeds its own sampler, so the replayed samples are the original
@@ -44,7 +48,7 @@ from agents.blimp.datasets import ImitationData, generate
 from agents.blimp.fitness import Evaluator, PopulationEvaluator
 from agents.blimp.integrator import integrator_genome
 from agents.blimp.snn import SNNArchitecture
-from agents.blimp.structured import StructuredGenome
+from agents.blimp.structured import JointGenome, SearchSpace, StructuredGenome
 from envs.blimp.params import BlimpParameters
 from experiments.blimp_config import INTEGRATOR_INIT, EvolveConfig
 from experiments.config import ConfigError
@@ -93,12 +97,23 @@ class _SingleThreadEvaluator:
         return self.inner.evaluate(genomes, window)
 
 
-def load_partner(config: EvolveConfig) -> tuple[SNNArchitecture, np.ndarray] | None:
-    """``fitness.partner``'s architecture and best genome, or ``None`` (raises naming a missing or corrupt file)."""
+def load_partner(config: EvolveConfig) -> tuple[SNNArchitecture, np.ndarray | None] | None:
+    """``fitness.partner``'s architecture and best genome (``None`` in its place when it is co-evolved), or ``None``
+    without a partner (raises naming a missing or corrupt file)."""
     if config.fitness.partner is None:
         return None
     partner = EvolutionRun(config.fitness.partner)
-    return partner.load_config().network.architecture(), partner.load_best_genome()
+    architecture = partner.load_config().network.architecture()
+    return architecture, None if config.fitness.coevolve else partner.load_best_genome()
+
+
+def search_space(config: EvolveConfig) -> SearchSpace | JointGenome:
+    """The genome CMA-ES searches: the network's own (``network.genome``) or, with ``fitness.coevolve``, the joint
+    genome of the network and its partner (the partner's genes in the partner run's own search space)."""
+    own = config.network.search_space()
+    if not config.fitness.coevolve:
+        return own
+    return JointGenome(own, EvolutionRun(config.fitness.partner).load_config().network.search_space())
 
 
 def make_evaluator(
@@ -123,7 +138,15 @@ def make_evaluator(
 def initial_genome(config: EvolveConfig, rng: np.random.Generator) -> np.ndarray:
     """CMA-ES start in the search space ``[G]``: the activity-preserving initialisation (``fitness.init`` unset),
     the hand-set integrator with gain ``data.ki`` (``fitness.init: integrator``, full genome only), or another run's
-    best genome (``fitness.init: RUN_DIR``; its search genes when ``network.genome: structured``)."""
+    best genome (``fitness.init: RUN_DIR``; its search genes when ``network.genome: structured``); with
+    ``fitness.coevolve`` followed by the partner run's best search genes."""
+    genes = _own_initial_genome(config, rng)
+    if config.fitness.coevolve:
+        genes = np.concatenate([genes, EvolutionRun(config.fitness.partner).load_best_genes()])
+    return genes
+
+
+def _own_initial_genome(config: EvolveConfig, rng: np.random.Generator) -> np.ndarray:
     arch, space = config.network.architecture(), config.network.search_space()
     structured = isinstance(space, StructuredGenome)
     if config.fitness.init is None:
@@ -194,6 +217,7 @@ class EvolutionRun(BaseRunDirectory):
     checkpoint_arrays = property(lambda self: self.path / "checkpoint.npz")
     legacy_checkpoint = property(lambda self: self.path / "checkpoint.pkl")
     best_file = property(lambda self: self.path / "best.npz")
+    partner_run = property(lambda self: EvolutionRun(self.path / "partner"))  # the co-evolved partner's network
 
     def metadata(self, config: EvolveConfig) -> dict[str, Any]:
         seeds = {"seed": config.evolution.seed, "data_seed": config.data.seed}
@@ -296,7 +320,7 @@ def _new_strategy(config: EvolveConfig, x0: np.ndarray):
         import cma
     except ImportError as err:
         raise ConfigError("evolution needs pycma: pip install 'spikerl[evo]'") from err
-    steps = config.network.search_space().steps()
+    steps = search_space(config).steps()
     options = {
         "bounds": [0.0, 1.0],
         "popsize": config.evolution.popsize,
@@ -339,7 +363,7 @@ def evolve(
     torch.set_num_threads(evo.num_threads)
     windows = config.data.train_windows
     closed_loop = config.fitness.kind == "closed-loop"
-    space = config.network.search_space()
+    space = search_space(config)
     partner = load_partner(config)
     data = None
     if resume:
@@ -352,6 +376,9 @@ def evolve(
         rng = np.random.default_rng(evo.seed)
         x0 = initial_genome(config, rng)  # checks fitness.init before anything is written
         run.initialise(config)
+        if config.fitness.coevolve:  # the partner's evolving network: a run directory eval-blimp and export read
+            source = EvolutionRun(config.fitness.partner)
+            run.partner_run.initialise(source.load_config(), coevolved_in=str(run.path), started_from=str(source.path))
         if not closed_loop:
             data = generate(
                 config.data.target,
@@ -382,13 +409,23 @@ def evolve(
         state.mean = np.asarray(es.mean, dtype=np.float64)
         run.save_checkpoint(state)
 
+    def keep_best(loss: float, generation: int) -> None:
+        full = space.expand(state.best_genome)[0]
+        if isinstance(space, JointGenome):  # the partner's network first: the own best.npz is written last
+            own, partner_genes = space.split(state.best_genome)
+            size = config.network.architecture().size
+            run.partner_run.save_best(full[size:], loss, generation, partner_genes[0])
+            run.save_best(full[:size], loss, generation, own[0])
+        else:
+            run.save_best(full, loss, generation, state.best_genome)
+
     def test_and_log(generation: int, candidates: dict[str, np.ndarray], train: dict[str, float]) -> None:
         losses = {name: float(evaluate(g[None, :], None)[0][0]) for name, g in candidates.items()}
         for name, loss in losses.items():
             if loss < state.best_test_loss:
                 state.best_test_loss, state.best_generation = loss, generation
                 state.best_genome = candidates[name].copy()
-                run.save_best(space.expand(state.best_genome)[0], loss, generation, state.best_genome)
+                keep_best(loss, generation)
         writer.add_scalar("test/loss_generation_best", losses["generation_best"], generation)
         writer.add_scalar("test/loss_cma_mean", losses["cma_mean"], generation)
         writer.add_scalar("test/best_loss", state.best_test_loss, generation)
@@ -411,11 +448,13 @@ def evolve(
         test_and_log(0, {"generation_best": mean, "cma_mean": mean}, train)
         checkpoint()
 
+    description = f"evolve {config.data.target}" + (" closed-loop" if closed_loop else "")
+    description += " + partner" if config.fitness.coevolve else ""
     bar = tqdm(
         total=total,
         initial=state.generation,
         unit="gen",
-        desc=f"evolve {config.data.target}" + (" closed-loop" if closed_loop else ""),
+        desc=description,
         disable=not evo.progress_bar,
         mininterval=0.5 if sys.stderr.isatty() else 30.0,
         dynamic_ncols=True,

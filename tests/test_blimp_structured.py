@@ -266,3 +266,53 @@ def test_eval_blimp_with_jitter_dropouts_and_wilcoxon(tmp_path: Path, capsys) ->
     assert "unknown arm(s) snn-pd; available with these runs: pid, pd" in capsys.readouterr().err
     assert run_cli("eval-blimp", "--jitter", 0.5, "--out", tmp_path / "y") == 2
     assert "control_jitter must be in [0, control_dt), got 0.5" in capsys.readouterr().err
+
+
+def test_coevolution_searches_both_networks_and_keeps_the_partner_as_a_run(tmp_path: Path, capsys) -> None:
+    from agents.blimp.closed_loop import ClosedLoopEvaluator
+    from experiments.blimp_evolution import search_space
+
+    closed_loop = [
+        "--set", "data.train_windows=2", "--set", "data.window_s=50", "--set", "data.test_s=50",
+        "--set", "evolution.popsize=6", "--set", "evolution.test_every=2", "--set", "evolution.checkpoint_every=2",
+        "--set", "network.hidden=10", "--no-progress",
+    ]  # fmt: skip
+    partner = tmp_path / "snn_i"  # a shared-genome SNN-I: its start genes, scored with the committed SNN-PD
+    assert run_cli("evolve", "--config", "experiments/blimp_i_shared.yaml", "--run-dir", partner,
+                   "--generations", 0, *closed_loop) == 0  # fmt: skip
+    pair = tmp_path / "pair"
+    assert run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", pair, "--generations", 4,
+                   "--set", "fitness.kind=closed-loop", "--set", f"fitness.partner={partner}",
+                   "--set", "fitness.coevolve=true", "--set", "fitness.overshoot_weight=1", *closed_loop) == 0  # fmt: skip
+    run, original = EvolutionRun(pair), EvolutionRun(partner)
+    config = run.load_config()
+    space = search_space(config)
+    own_size, partner_size = config.network.search_space().size, original.load_config().network.search_space().size
+    assert space.size == own_size + partner_size == 361 // 4 + 1 + 19  # 10 hidden: 91 full genes + 19 shared
+    state = run.load_checkpoint()
+    np.testing.assert_array_equal(state.x0[own_size:], original.load_best_genes())  # the partner starts at its best
+    assert np.abs(state.mean[own_size:] - state.x0[own_size:]).max() > 1e-3  # ... and evolves
+    np.testing.assert_allclose(np.asarray(_new_strategy(config, state.x0).sigma_vec.scaling), space.steps())
+    # the best pair: best.npz (own) + partner/best.npz, whose closed-loop test loss is the recorded one
+    partner_run = run.partner_run
+    assert partner_run.load_config().network.genome == "shared"
+    assert json_of(partner_run.metadata_file)["coevolved_in"] == str(pair)
+    partner_genes = np.load(partner_run.best_file)["genes"]
+    np.testing.assert_array_equal(search_space(original.load_config()).expand(partner_genes)[0],
+                                  partner_run.load_best_genome())  # fmt: skip
+    partner_net = (partner_run.load_config().network.architecture(), partner_run.load_best_genome())
+    d, f = config.data, config.fitness
+    evaluator = ClosedLoopEvaluator(config.network.architecture(), partner_net, d.window_s, d.test_s, d.seed,
+                                    d.net_weight, f.steady_state_weight, f.overshoot_weight)  # fmt: skip
+    recorded = float(np.load(run.best_file)["test_loss"])
+    assert evaluator.evaluate(run.load_best_genome()[None, :], None)[0][0] == pytest.approx(recorded, rel=1e-12)
+    # a co-evolution needs a partner
+    assert run_cli("evolve", "--run-dir", tmp_path / "lonely", "--set", "fitness.kind=closed-loop",
+                   "--set", "fitness.coevolve=true") == 2  # fmt: skip
+    assert "fitness.coevolve needs fitness.partner" in capsys.readouterr().err
+
+
+def json_of(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())

@@ -76,7 +76,9 @@ class ClosedLoopEvaluator:
 
     Args:
         architecture: the evolving network's shape.
-        partner: ``(architecture, genome [D'])`` of a fixed network whose command is added, or ``None``.
+        partner: ``(architecture, genome [D'])`` of a fixed network whose command is added; ``(architecture, None)``
+            when the partner is co-evolved: each genome then holds the partner's after its own, ``[D + D']``; or
+            ``None`` (no partner).
         flight_s: length of a training flight, s (50 s per set-point).
         test_s: length of the test flight, s.
         seed: scenario seed.
@@ -87,7 +89,7 @@ class ClosedLoopEvaluator:
     def __init__(
         self,
         architecture: SNNArchitecture,
-        partner: tuple[SNNArchitecture, np.ndarray] | None,
+        partner: tuple[SNNArchitecture, np.ndarray | None] | None,
         flight_s: float,
         test_s: float,
         seed: int,
@@ -117,10 +119,15 @@ class ClosedLoopEvaluator:
         envs = [self._env(i) for i in range(population)]
         plan = i_training(np.random.default_rng(seed), envs[0].params.control_dt, seconds, net_weight=self.net_weight)
         observations = np.array([env.reset(seed=seed, options={"plan": plan})[0][0] for env in envs])
-        network = SNNPopulation(self.arch, genomes)
         partner = None
         if self.partner is not None:
-            partner = SNNPopulation(self.partner[0], np.repeat(self.partner[1][None, :], population, axis=0))
+            partner_arch, partner_genome = self.partner
+            if partner_genome is None:  # co-evolved: the partner's genome follows the network's own
+                genomes, partner_genomes = genomes[:, : self.arch.size], genomes[:, self.arch.size :]
+            else:
+                partner_genomes = np.repeat(partner_genome[None, :], population, axis=0)
+            partner = SNNPopulation(partner_arch, partner_genomes)
+        network = SNNPopulation(self.arch, genomes)
         max_command = envs[0].params.max_command
         ticks = len(plan.reference)
         z = np.empty((ticks, population))

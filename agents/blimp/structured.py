@@ -193,7 +193,40 @@ class SharedGenome(StructuredGenome):
         return out
 
 
-def genome_map(kind: str, architecture: SNNArchitecture) -> FullGenome | StructuredGenome:
+SearchSpace = FullGenome | StructuredGenome  # what network.genome names (SharedGenome is a StructuredGenome)
+
+
+class JointGenome:
+    """Two networks searched as one genome (``fitness.coevolve``): the evolving network's search genes ``[G1]``
+    followed by its partner's ``[G2]``, each in its own search space. :meth:`expand` gives both full genomes side
+    by side, ``[P, D1 + D2]``, the evolving network's first.
+    """
+
+    def __init__(self, own: SearchSpace, partner: SearchSpace) -> None:
+        self.own, self.partner = own, partner
+
+    @property
+    def size(self) -> int:
+        return self.own.size + self.partner.size
+
+    def split(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Joint search genes ``[P, G1 + G2]`` -> the two networks' search genes ``([P, G1], [P, G2])``."""
+        x = np.atleast_2d(np.asarray(genes, dtype=np.float64))
+        if x.shape[1] != self.size:
+            raise ValueError(f"joint genomes must have shape [P, {self.size}], got {tuple(x.shape)}")
+        return x[:, : self.own.size], x[:, self.own.size :]
+
+    def expand(self, genes: np.ndarray) -> np.ndarray:
+        own, partner = self.split(genes)
+        return np.concatenate([self.own.expand(own), self.partner.expand(partner)], axis=1)
+
+    def steps(self) -> np.ndarray:
+        """Each part's ``CMA_stds`` factors (1 where a part has a uniform step), ``[G1 + G2]``."""
+        steps = [(space.steps(), space.size) for space in (self.own, self.partner)]
+        return np.concatenate([np.ones(size) if step is None else step for step, size in steps])
+
+
+def genome_map(kind: str, architecture: SNNArchitecture) -> SearchSpace:
     """The search space ``kind`` (``full``, ``structured`` or ``shared``) of ``architecture``."""
     if kind == "full":
         return FullGenome(architecture)
