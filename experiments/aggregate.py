@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,8 +307,17 @@ def statistics_report(groups: list[Group], baseline: str, out: Path, title: str)
 def aggregate(run_dirs: list[Path], out: Path, baseline: str, title: str, readme: Path | None = None) -> str:
     """Write ``results.md``, ``results.csv``, one ``<env>.png`` per environment and
     ``performance_profile.png`` to ``out``; return the Markdown (also placed in ``readme``'s results
-    block when given)."""
-    groups = group_results([read_seed_result(path) for path in run_dirs])
+    block when given). Unfinished runs (no ``DONE``: still training, or stopped) are left out, with a message
+    naming them; raises ``ValueError`` when no run has finished."""
+    results = {path: read_seed_result(path) for path in run_dirs}
+    unfinished = [f"{path} ({r.curve.steps[-1]:,} of {r.curve.planned_steps:,} steps)"
+                  for path, r in results.items() if not r.curve.finished]  # fmt: skip
+    if unfinished:
+        print(f"left out {len(unfinished)} unfinished run(s): {', '.join(unfinished)}", file=sys.stderr)
+    finished = [r for r in results.values() if r.curve.finished]
+    if not finished:
+        raise ValueError("no finished run to aggregate (a run is finished once it has written DONE)")
+    groups = group_results(finished)
     out.mkdir(parents=True, exist_ok=True)
     bands = [_Band(g.env, g.label, g.curve_steps, g.means, g.confidence) for g in groups]
     images = plot_curves(bands, out, title, ylabel="evaluation return (mean ± 95 % CI over seeds)")  # type: ignore[arg-type]
@@ -329,7 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="evaluation return", help="plot title suffix")
     parser.add_argument("--readme", type=Path, help="also replace the results block of this Markdown page")
     args = parser.parse_args(argv)
-    print(aggregate(args.runs, args.out, args.baseline, args.title, args.readme))
+    try:
+        print(aggregate(args.runs, args.out, args.baseline, args.title, args.readme))
+    except (OSError, ValueError) as err:  # a missing or empty run, no finished run
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

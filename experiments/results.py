@@ -38,6 +38,8 @@ class RunCurve:
     algo: str = ""
     seed: int = 0
     framework: str = "sb3"
+    planned_steps: int = 0  # train.timesteps of the run's config
+    finished: bool = True  # training finished (DONE written); else still training or stopped
 
 
 def read_run(path: Path) -> RunCurve:
@@ -60,6 +62,8 @@ def read_run(path: Path) -> RunCurve:
         algo=config.algo.name,
         seed=config.train.seed,
         framework=config.train.framework,
+        planned_steps=config.train.timesteps,
+        finished=run.finished_steps() is not None,
     )
 
 

@@ -169,3 +169,19 @@ def test_smoke_suite_runs_resumes_and_reports_failures(tmp_path: Path, capsys) -
     metadata = json.loads((tmp_path / "runs" / "InvertedPendulum-v5_ilcsan_td3_s1" / "metadata.json").read_text())
     only = "--only env=InvertedPendulum-v5 --only actor=ilcsan --only algo=td3 --only seed=1 --only framework=sb3"
     assert metadata["command"] == f"python -m experiments.run {suite_file} {only}"
+
+    # an unfinished run (no DONE: still training or stopped) is left out of the statistics, by name
+    import shutil
+
+    from experiments import aggregate
+
+    runs = sorted((tmp_path / "runs").glob("InvertedPendulum-v5_*"))
+    stopped = tmp_path / "runs" / "stopped_s2"
+    shutil.copytree(runs[0], stopped)
+    RunDirectory(stopped).done_file.unlink()
+    assert aggregate.main([*map(str, runs), str(stopped), "--out", str(tmp_path / "again")]) == 0
+    assert f"left out 1 unfinished run(s): {stopped} (400 of 400 steps)" in capsys.readouterr().err
+    again = list(csv.DictReader((tmp_path / "again" / "results.csv").open()))
+    assert [(r["actor"], r["seeds"]) for r in again] == [("ilcsan", "0 1"), ("mlp", "0 1")]
+    assert aggregate.main([str(stopped), "--out", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.count("\n") == 2  # the left-out line and one error line
