@@ -283,7 +283,8 @@ def test_coevolution_searches_both_networks_and_keeps_the_partner_as_a_run(tmp_p
     pair = tmp_path / "pair"
     assert run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", pair, "--generations", 4,
                    "--set", "fitness.kind=closed-loop", "--set", f"fitness.partner={partner}",
-                   "--set", "fitness.coevolve=true", "--set", "fitness.overshoot_weight=1", *closed_loop) == 0  # fmt: skip
+                   "--set", "fitness.coevolve=true", "--set", "fitness.overshoot_weight=1",
+                   *closed_loop) == 0  # fmt: skip
     run, original = EvolutionRun(pair), EvolutionRun(partner)
     config = run.load_config()
     space = search_space(config)
