@@ -106,6 +106,7 @@ class EvolutionConfig(Section, title="evolution"):
 
 
 FITNESS_KINDS = ("imitation", "closed-loop")
+CLOSED_LOOP_FLIGHTS = ("i-training", "pair-training")  # agents.blimp.closed_loop.FLIGHTS
 INTEGRATOR_INIT = "integrator"  # fitness.init keyword: the hand-set integrator of agents.blimp.integrator
 
 
@@ -116,6 +117,7 @@ class FitnessConfig(Section, title="fitness"):
     steady_state_weight: float = Field(1.0, ge=0)  # closed-loop: loss = tracking MAE + this x steady-state error
     overshoot_weight: float = Field(0.0, ge=0)  # closed-loop: + this x mean overshoot per step (m)
     flip_weight: float = Field(0.0, ge=0)  # closed-loop: + this x servo flips per minute of flight
+    flights: Literal[CLOSED_LOOP_FLIGHTS] = "i-training"  # closed-loop: ΔW per set-point, or pair-training: per flight
     coevolve: bool = False  # evolve the partner's network too (from its best genes), as one joint CMA-ES genome
 
     @model_validator(mode="after")
@@ -124,6 +126,8 @@ class FitnessConfig(Section, title="fitness"):
             raise ValueError("fitness.partner only applies to fitness.kind: closed-loop")
         if (self.overshoot_weight or self.flip_weight) and self.kind != "closed-loop":
             raise ValueError("fitness.overshoot_weight and flip_weight only apply to fitness.kind: closed-loop")
+        if self.flights != "i-training" and self.kind != "closed-loop":
+            raise ValueError("fitness.flights only applies to fitness.kind: closed-loop")
         if self.coevolve and self.partner is None:
             raise ValueError("fitness.coevolve needs fitness.partner (the run whose network evolves alongside)")
         return self

@@ -317,3 +317,20 @@ def json_of(path: Path) -> dict:
     import json
 
     return json.loads(path.read_text())
+
+
+def test_pair_training_flights_hold_one_net_weight_per_flight() -> None:
+    from agents.blimp.closed_loop import ClosedLoopEvaluator
+    from envs.blimp.profiles import i_training, make_plan, pair_training
+
+    per_step = i_training(np.random.default_rng(3), 0.1, 250.0, net_weight=0.1)
+    per_flight = pair_training(np.random.default_rng(3), 0.1, 250.0, net_weight=0.1)
+    np.testing.assert_array_equal(per_flight.reference, per_step.reference)  # the same set-points
+    assert per_flight.holds == per_step.holds and len(per_flight.holds) == 5
+    assert np.unique(per_flight.net_weight_offset).size == 1 and abs(per_flight.net_weight_offset[0]) <= 0.1
+    assert np.unique(per_step.net_weight_offset).size == 5
+    assert make_plan("pair-training", np.random.default_rng(3), 0.1, 250.0).reference.shape == (2500,)
+    with pytest.raises(ValueError, match="unknown closed-loop flights 'gusty'; valid: i-training, pair-training"):
+        ClosedLoopEvaluator(SNNArchitecture(10), None, 50, 50, 0, 0.1, flights="gusty")
+    with pytest.raises(Exception, match="fitness.flights only applies to fitness.kind: closed-loop"):
+        EvolveConfig.load(None, {"fitness": {"flights": "pair-training"}})

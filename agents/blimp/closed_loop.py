@@ -10,9 +10,10 @@ thruster from the measured error, and the loss is what the closed-loop compariso
 The second term is the paper's steady-state error, weighted by ``w_s`` (``fitness.steady_state_weight``); the
 overshoot (``fitness.overshoot_weight``, the largest excursion past the new set-point in the step's direction) and
 the servo flips (``fitness.flip_weight``, a flip being a sign change of the thrust direction) penalise the ringing
-that MAE + steady-state error alone tolerate. Flights
-follow the I-training protocol (50 s set-points with the net weight ΔW ~ U(-r, r) N redrawn per set-point,
-``data.net_weight``), so the buoyancy offsets an integral term must remove are in every flight. Scenario ``k`` is
+that MAE + steady-state error alone tolerate. Flights (``fitness.flights``) follow the I-training protocol
+(``i-training``: 50 s set-points with the net weight ΔW ~ U(-r, r) N redrawn per set-point, ``data.net_weight``),
+so the buoyancy offsets an integral term must remove are in every flight, or hold one ΔW for the whole flight
+(``pair-training``, as paper-full does), so that a step's overshoot is the controller's own. Scenario ``k`` is
 the same flight (plan, sensor noise) for every individual; the test flight is a longer held-out scenario. One env
 per individual steps in lockstep and the population's networks are stepped as one batch
 (:class:`agents.blimp.snn.SNNPopulation`).
@@ -25,9 +26,10 @@ import torch
 
 from agents.blimp.snn import SNNArchitecture, SNNPopulation
 from envs.blimp.env import BlimpAltitudeEnv
-from envs.blimp.profiles import i_training
+from envs.blimp.profiles import i_training, pair_training
 
 STEADY_WINDOW_S = 10.0  # s, the steady-state error window at the end of each hold
+FLIGHTS = {"i-training": i_training, "pair-training": pair_training}  # fitness.flights: ΔW per set-point / flight
 TEST_SEED_OFFSET = 1_000_003
 
 
@@ -84,6 +86,7 @@ class ClosedLoopEvaluator:
         seed: scenario seed.
         net_weight: half-range of the per-set-point net weight ΔW, N.
         steady_weight, overshoot_weight, flip_weight: weights of the loss terms (:func:`flight_loss`).
+        flights: ``i-training`` (ΔW redrawn per set-point) or ``pair-training`` (one ΔW per flight).
     """
 
     def __init__(
@@ -97,12 +100,16 @@ class ClosedLoopEvaluator:
         steady_weight: float = 1.0,
         overshoot_weight: float = 0.0,
         flip_weight: float = 0.0,
+        flights: str = "i-training",
     ) -> None:
+        if flights not in FLIGHTS:
+            raise ValueError(f"unknown closed-loop flights {flights!r}; valid: {', '.join(FLIGHTS)}")
         self.arch = architecture
         self.partner = partner
         self.flight_s, self.test_s = flight_s, test_s
         self.seed, self.net_weight, self.steady_weight = seed, net_weight, steady_weight
         self.overshoot_weight, self.flip_weight = overshoot_weight, flip_weight
+        self.flights = FLIGHTS[flights]
         self.envs: list[BlimpAltitudeEnv] = []
 
     def _env(self, index: int) -> BlimpAltitudeEnv:
@@ -117,7 +124,7 @@ class ClosedLoopEvaluator:
         seed = self.seed + (TEST_SEED_OFFSET if window is None else window)
         seconds = self.test_s if window is None else self.flight_s
         envs = [self._env(i) for i in range(population)]
-        plan = i_training(np.random.default_rng(seed), envs[0].params.control_dt, seconds, net_weight=self.net_weight)
+        plan = self.flights(np.random.default_rng(seed), envs[0].params.control_dt, seconds, net_weight=self.net_weight)
         observations = np.array([env.reset(seed=seed, options={"plan": plan})[0][0] for env in envs])
         partner = None
         if self.partner is not None:

@@ -145,6 +145,21 @@ def i_training(
     return result
 
 
+def pair_training(
+    rng: np.random.Generator,
+    dt: float,
+    duration_s: float | None = None,
+    step: float | None = None,
+    net_weight: float = I_TRAINING_NET_WEIGHT,
+):
+    """PD + I pair data: the set-points of :func:`i_training` (50 s each, |Δ| in [0.3, 1] m) with one net weight
+    ΔW ~ U(-net_weight, net_weight) N for the whole flight, as in paper-full: the integral settles once, and each
+    step's overshoot is the controller's, not a new weight's."""
+    result = i_training(rng, dt, duration_s, step, net_weight)
+    result.net_weight_offset = np.full_like(result.reference, rng.uniform(-net_weight, net_weight))
+    return result
+
+
 ProfileFn = Callable[..., ReferencePlan]
 PROFILES: dict[str, ProfileFn] = {
     "paper-pd": paper_pd,
@@ -154,6 +169,7 @@ PROFILES: dict[str, ProfileFn] = {
     "sine": sine,
     "disturb": disturb,
     "i-training": i_training,
+    "pair-training": pair_training,
 }
 
 
