@@ -95,6 +95,7 @@ class EvolutionConfig(Section, title="evolution"):
     test_every: Count = 25
     checkpoint_every: Count = 50
     workers: Count = 1  # > 1: Ray actors share each generation's evaluations
+    windows_per_generation: Count = 1  # training windows (flights) drawn per generation; the fitness is their mean
     num_threads: Count = 1
     progress_bar: bool = True
 
@@ -138,3 +139,12 @@ class EvolveConfig(Section):
     data: DataConfig = DataConfig()
     evolution: EvolutionConfig = EvolutionConfig()
     fitness: FitnessConfig = FitnessConfig()
+
+    @model_validator(mode="after")
+    def _windows_exist(self) -> EvolveConfig:
+        if self.evolution.windows_per_generation > self.data.train_windows:
+            raise ValueError(
+                f"evolution.windows_per_generation ({self.evolution.windows_per_generation}) exceeds "
+                f"data.train_windows ({self.data.train_windows})"
+            )
+        return self

@@ -462,9 +462,11 @@ def evolve(
     )
     try:
         for generation in range(state.generation + 1, total + 1):
-            window = int(rng.integers(windows))
+            k = evo.windows_per_generation  # (one window: the draw of runs that predate the option)
+            picks = [int(rng.integers(windows))] if k == 1 else rng.choice(windows, k, replace=False).tolist()
             genomes = np.asarray(es.ask())
-            losses, rate_enc, rate_hid = evaluate(genomes, window)
+            scores = [evaluate(genomes, window) for window in picks]  # the fitness is the mean over the windows
+            losses, rate_enc, rate_hid = (np.mean(parts, axis=0) for parts in zip(*scores))
             es.tell(list(genomes), losses.tolist())
             told.append(np.asarray(losses, dtype=np.float64))
             best = int(np.argmin(losses))

@@ -334,3 +334,27 @@ def test_pair_training_flights_hold_one_net_weight_per_flight() -> None:
         ClosedLoopEvaluator(SNNArchitecture(10), None, 50, 50, 0, 0.1, flights="gusty")
     with pytest.raises(Exception, match="fitness.flights only applies to fitness.kind: closed-loop"):
         EvolveConfig.load(None, {"fitness": {"flights": "pair-training"}})
+
+
+def test_a_generation_can_average_several_training_flights(tmp_path: Path, capsys) -> None:
+    """``evolution.windows_per_generation`` draws distinct windows; the fitness told to CMA-ES is their mean."""
+    from agents.blimp.closed_loop import ClosedLoopEvaluator
+
+    run = tmp_path / "averaged"
+    flags = [
+        "--set", "fitness.kind=closed-loop", "--set", "data.train_windows=3", "--set", "data.window_s=50",
+        "--set", "data.test_s=50", "--set", "evolution.popsize=4", "--set", "network.hidden=4",
+        "--set", "evolution.windows_per_generation=2", "--no-progress",
+    ]  # fmt: skip
+    assert run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", run, "--generations", 1, *flags) == 0
+    config = EvolutionRun(run).load_config()
+    state = EvolutionRun(run).load_checkpoint()
+    genomes = np.asarray(_new_strategy(config, state.x0).ask())  # generation 1's individuals (pycma is seeded)
+    d = config.data
+    evaluator = ClosedLoopEvaluator(config.network.architecture(), None, d.window_s, d.test_s, d.seed, d.net_weight)
+    per_window = [evaluator.evaluate(genomes, w)[0] for w in range(3)]
+    pairs = [np.mean([per_window[a], per_window[b]], axis=0) for a, b in ((0, 1), (0, 2), (1, 2))]
+    assert sum(np.allclose(state.losses[0], pair, rtol=1e-12) for pair in pairs) == 1
+    assert not any(np.allclose(state.losses[0], single, rtol=1e-6) for single in per_window)
+    assert run_cli("evolve", "--run-dir", tmp_path / "more", *flags, "--set", "evolution.windows_per_generation=4") == 2
+    assert "evolution.windows_per_generation (4) exceeds data.train_windows (3)" in capsys.readouterr().err
