@@ -139,13 +139,14 @@ class BlimpAltitudeEnv(gym.Env):
         if not np.isfinite(action[0]):
             raise ValueError(f"action must be finite, got {action[0]}")
         p = self.params
-        u = self.thruster.command(float(np.clip(action[0], -1.0, 1.0)) * p.max_command)
+        u = self.thruster.command(min(max(float(action[0]), -1.0), 1.0) * p.max_command)
         self.model.body_gravcomp[self._body] = gravcomp_for(self.net_weight_schedule[self.tick], p)
-        force = 0.0
-        for _ in range(p.tick_substeps(self.np_random)):
-            force = self.thruster.step()
-            self.data.ctrl[0] = force
-            mujoco.mj_step(self.model, self.data)
+        forces = self.thruster.forces(p.tick_substeps(self.np_random))
+        model, data, ctrl, mj_step = self.model, self.data, self.data.ctrl, mujoco.mj_step
+        for force in forces:
+            ctrl[0] = force
+            mj_step(model, data)
+        force = forces[-1]
         self.tick += 1
         self.measured = self._measure()
         z = float(self.data.qpos[0])
@@ -200,7 +201,7 @@ class BlimpAltitudeEnv(gym.Env):
         reading = float(self.data.sensordata[0]) + self.lidar_bias + p.lidar_noise * self.np_random.standard_normal()
         if p.lidar_resolution > 0:
             reading = round(reading / p.lidar_resolution) * p.lidar_resolution
-        return float(np.clip(reading, p.lidar_min, p.lidar_max))
+        return min(max(reading, p.lidar_min), p.lidar_max)
 
     def _observation(self) -> np.ndarray:
         error = self.reference - self.measured

@@ -65,12 +65,23 @@ class Thruster:
 
     def step(self) -> float:
         """Advance one physics step; returns the vertical force in N (positive up)."""
+        return self.forces(1)[0]
+
+    def forces(self, steps: int) -> list[float]:
+        """Advance ``steps`` physics steps of one control tick; returns each step's vertical force, N (positive up).
+
+        The drivetrain does not depend on the body's motion, so a tick's forces are known before MuJoCo steps."""
         p = self.params
         w_cmd = max(0.0, (self.duty - p.start_duty) / (1.0 - p.start_duty)) if self.duty > 0.0 else 0.0
-        self.w += (w_cmd - self.w) * self.lag_gain
-        delta = self.target_theta - self.theta
-        self.theta += max(-self.servo_step, min(self.servo_step, delta))
-        return self.thrust * math.cos(self.theta)
+        w, theta, target, gain, servo_step = self.w, self.theta, self.target_theta, self.lag_gain, self.servo_step
+        forces = []
+        for _ in range(steps):
+            w += (w_cmd - w) * gain
+            delta = target - theta
+            theta += servo_step if delta > servo_step else -servo_step if delta < -servo_step else delta
+            forces.append(p.max_thrust * w * w * math.cos(theta))
+        self.w, self.theta = w, theta
+        return forces
 
     @property
     def thrust(self) -> float:
