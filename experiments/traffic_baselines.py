@@ -63,13 +63,24 @@ def sweep(
     return rows
 
 
-def markdown(rows: list[dict], backend: str, yellow: int) -> str:
-    """Table of every row, best setting per (scenario, controller) in bold."""
-    best = {}
+def best_settings(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """The row with the lowest average travel time per ``(scenario, controller)`` of a sweep."""
+    best: dict[tuple[str, str], dict] = {}
     for row in rows:
         key = (row["scenario"], row["controller"])
         if key not in best or row["average_travel_time"] < best[key]["average_travel_time"]:
             best[key] = row
+    return best
+
+
+def setting(row: dict) -> str:
+    """A sweep row's setting in words, e.g. ``interval 15 s, min green 20 s``."""
+    return f"interval {row['interval']} s" + (f", min green {row['min_green']} s" if row["min_green"] else "")
+
+
+def markdown(rows: list[dict], backend: str, yellow: int) -> str:
+    """Table of every row, best setting per (scenario, controller) in bold."""
+    best = best_settings(rows)
     lines = [
         f"Backend {backend}, yellow {yellow} s, 4 phases, 3600 s, seed 0; average travel time (CityFlow definition).",
         "",

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.cli import main as cli
+from experiments.traffic_baselines import SWEPT, best_settings, setting
 
 AGENTS = {"mtlight": [], "dqn": ["--agent", "dqn"], "mtlight_spiking": ["--set", "agent.q_network=spiking"]}
 BASELINES = ("fixedtime", "maxpressure", "advanced_mp")
@@ -56,8 +57,10 @@ def run_all(
     return runs
 
 
-def summarise(runs: list[tuple[str, str, Path]], out: Path) -> str:
-    """Markdown summary (mean ± std over seeds) and learning-curve plots; returns the Markdown text."""
+def summarise(runs: list[tuple[str, str, Path]], out: Path, sweep: list[dict] | None = None) -> str:
+    """Markdown summary (mean ± std over seeds, and each run's value) and learning-curve plots; returns the Markdown
+    text. ``sweep``: rows of a baseline sweep (:mod:`experiments.traffic_baselines`) whose best setting per
+    scenario and controller is added as a row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,10 +82,20 @@ def summarise(runs: list[tuple[str, str, Path]], out: Path) -> str:
         rows = TrafficRunDirectory(run).read_episodes()
         curve = np.array([float(row["average_travel_time"]) for row in rows])
         curves.setdefault(scenario, {}).setdefault(agent, []).append(curve)
-    lines = ["| scenario | controller | runs | average travel time (s), mean ± std |", "|---|---|---|---|"]
+    best = best_settings(sweep or [])
+    lines = [
+        "| scenario | controller | runs | average travel time (s), mean ± std | per run |",
+        "|---|---|---|---|---|",
+    ]
     for scenario, controllers in table.items():
         for name, values in controllers.items():
-            lines.append(f"| {scenario} | {name} | {len(values)} | {np.mean(values):.1f} ± {np.std(values):.1f} |")
+            each = ", ".join(f"{v:.1f}" for v in values)
+            spread = f"{np.mean(values):.1f} ± {np.std(values):.1f}"
+            lines.append(f"| {scenario} | {name} | {len(values)} | {spread} | {each} |")
+        for (swept, controller), row in best.items():
+            if swept == scenario and controller in SWEPT:
+                value = f"{row['average_travel_time']:.1f}"
+                lines.append(f"| {scenario} | {controller}, best of sweep ({setting(row)}) | 1 | {value} | {value} |")
         figure, axis = plt.subplots(figsize=(7, 4))
         for agent, series in curves[scenario].items():
             length = min(len(c) for c in series)
@@ -109,10 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", nargs="+", default=["jinan_3x4", "hangzhou_4x4"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument(
+        "--baselines", type=Path, metavar="JSON", help="a baseline sweep's JSON (experiments.traffic_baselines, same "
+        "backend): its best MaxPressure and Advanced-MP setting per scenario join the table"
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    sweep = json.loads(args.baselines.read_text()) if args.baselines else None
     runs = run_all(args.config, args.out, args.scenario, args.seeds, args.set)
-    print(summarise(runs, args.out))
+    print(summarise(runs, args.out, sweep))
     return 0
 
 

@@ -350,3 +350,33 @@ def test_checkpoint_loading_never_executes_code(tmp_path, monkeypatch):
     assert not marker.exists()
     message = str(refused.value)  # the CLI's one line: torch's several-paragraph refusal cut to its reason
     assert "\n" not in message and "holds objects other than tensors" in message and "Unsupported global" in message
+
+
+def test_multi_seed_comparison_summarises_runs_and_the_best_baseline_settings(tmp_path):
+    """experiments.traffic_seeds on a generated grid (CityFlow, 1 short episode per run): every agent and seed is
+    trained and evaluated, the summary gives mean ± std and each run's value, and a sweep's best settings join."""
+    require_backend("cityflow")
+    from experiments import traffic_seeds
+
+    row = {"controller": "maxpressure", "interval": 10, "min_green": 0}
+    sweep = [
+        {**row, "scenario": "grid2x2", "average_travel_time": 90.0},
+        {**row, "scenario": "grid2x2", "interval": 15, "min_green": 20, "average_travel_time": 80.0},
+        {**row, "scenario": "other", "average_travel_time": 70.0},
+    ]
+    (tmp_path / "sweep.json").write_text(json.dumps(sweep))
+    out = tmp_path / "seeds"
+    argv = ["--out", str(out), "--scenario", "grid2x2", "--seeds", "0", "1", "--set", "train.episodes=1",
+            "--set", "env.horizon=120", "--baselines", str(tmp_path / "sweep.json")]  # fmt: skip
+    assert traffic_seeds.main(argv) == 0
+    rows = {line.split(" | ")[1]: line for line in (out / "summary.md").read_text().splitlines()[2:]}
+    assert set(rows) == {"mtlight", "dqn", "mtlight_spiking", "fixedtime", "maxpressure", "advanced_mp",
+                         "maxpressure, best of sweep (interval 15 s, min green 20 s)"}  # fmt: skip
+    for agent in ("mtlight", "dqn", "mtlight_spiking"):
+        evaluations = [json.loads((out / f"grid2x2_{agent}_s{s}" / "traffic_eval.json").read_text()) for s in (0, 1)]
+        times = [next(v for k, v in e.items() if k not in traffic_seeds.BASELINES)[0]["average_travel_time"]
+                 for e in evaluations]  # fmt: skip
+        assert f"| 2 | {np.mean(times):.1f} ± {np.std(times):.1f} | {times[0]:.1f}, {times[1]:.1f} |" in rows[agent]
+    assert rows["fixedtime"].split(" | ")[2] == "1"  # deterministic baselines: once per scenario
+    assert "| 1 | 80.0 | 80.0 |" in rows["maxpressure, best of sweep (interval 15 s, min green 20 s)"]
+    assert (out / "grid2x2_curves.png").stat().st_size > 5_000
