@@ -70,6 +70,7 @@ class DataConfig(Section, title="data"):
     ki: float = 0.75
     kd: float = 14.0
     net_weight: float = I_TRAINING_NET_WEIGHT  # N, I set only: ΔW ~ U(-net_weight, net_weight) per set-point
+    test_flights: Count = 1  # closed-loop: held-out test flights of test_s each; the test loss is their mean
 
     @field_validator("net_weight")
     @classmethod
@@ -141,10 +142,12 @@ class EvolveConfig(Section):
     fitness: FitnessConfig = FitnessConfig()
 
     @model_validator(mode="after")
-    def _windows_exist(self) -> EvolveConfig:
+    def _sections_agree(self) -> EvolveConfig:
         if self.evolution.windows_per_generation > self.data.train_windows:
             raise ValueError(
                 f"evolution.windows_per_generation ({self.evolution.windows_per_generation}) exceeds "
                 f"data.train_windows ({self.data.train_windows})"
             )
+        if self.data.test_flights > 1 and self.fitness.kind != "closed-loop":
+            raise ValueError("data.test_flights only applies to fitness.kind: closed-loop (imitation has one test set)")
         return self

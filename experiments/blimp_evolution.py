@@ -128,7 +128,7 @@ def make_evaluator(
         make = functools.partial(
             ClosedLoopEvaluator, arch, partner, d.window_s, d.test_s, d.seed, d.net_weight,
             config.fitness.steady_state_weight, config.fitness.overshoot_weight, config.fitness.flip_weight,
-            config.fitness.flights,
+            config.fitness.flights, d.test_flights,
         )  # fmt: skip
     else:
         make = functools.partial(PopulationEvaluator, arch, data)

@@ -358,3 +358,19 @@ def test_a_generation_can_average_several_training_flights(tmp_path: Path, capsy
     assert not any(np.allclose(state.losses[0], single, rtol=1e-6) for single in per_window)
     assert run_cli("evolve", "--run-dir", tmp_path / "more", *flags, "--set", "evolution.windows_per_generation=4") == 2
     assert "evolution.windows_per_generation (4) exceeds data.train_windows (3)" in capsys.readouterr().err
+
+
+def test_the_test_loss_can_average_several_held_out_flights() -> None:
+    from agents.blimp.closed_loop import TEST_SEED_OFFSET, ClosedLoopEvaluator
+    from experiments.config import ConfigError
+
+    arch = SNNArchitecture(4)
+    genomes = arch.initial_genome(np.random.default_rng(0))[None, :].repeat(2, axis=0)
+    genomes[1] = arch.initial_genome(np.random.default_rng(1))
+    three = ClosedLoopEvaluator(arch, None, 50, 50, seed=5, net_weight=0.1, test_flights=3)
+    one = ClosedLoopEvaluator(arch, None, 50, 50, seed=5, net_weight=0.1)
+    flights = [one.evaluate(genomes, TEST_SEED_OFFSET + k)[0] for k in range(3)]  # window k's seed: seed + k
+    np.testing.assert_allclose(three.evaluate(genomes, None)[0], np.mean(flights, axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(one.evaluate(genomes, None)[0], flights[0])
+    with pytest.raises(ConfigError, match="data.test_flights only applies to fitness.kind: closed-loop"):
+        EvolveConfig.load(None, {"data": {"test_flights": 2}})

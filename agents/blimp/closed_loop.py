@@ -87,6 +87,7 @@ class ClosedLoopEvaluator:
         net_weight: half-range of the per-set-point net weight ΔW, N.
         steady_weight, overshoot_weight, flip_weight: weights of the loss terms (:func:`flight_loss`).
         flights: ``i-training`` (ΔW redrawn per set-point) or ``pair-training`` (one ΔW per flight).
+        test_flights: held-out test flights (seeds ``seed + TEST_SEED_OFFSET + k``); the test loss is their mean.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class ClosedLoopEvaluator:
         overshoot_weight: float = 0.0,
         flip_weight: float = 0.0,
         flights: str = "i-training",
+        test_flights: int = 1,
     ) -> None:
         if flights not in FLIGHTS:
             raise ValueError(f"unknown closed-loop flights {flights!r}; valid: {', '.join(FLIGHTS)}")
@@ -110,6 +112,7 @@ class ClosedLoopEvaluator:
         self.seed, self.net_weight, self.steady_weight = seed, net_weight, steady_weight
         self.overshoot_weight, self.flip_weight = overshoot_weight, flip_weight
         self.flights = FLIGHTS[flights]
+        self.test_flights = test_flights
         self.envs: list[BlimpAltitudeEnv] = []
 
     def _env(self, index: int) -> BlimpAltitudeEnv:
@@ -118,11 +121,16 @@ class ClosedLoopEvaluator:
         return self.envs[index]
 
     def evaluate(self, genomes: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Losses ``[P]`` (m) and encoding/hidden firing rates ``[P]`` on scenario ``window`` (``None``: test)."""
+        """Losses ``[P]`` (m) and encoding/hidden firing rates ``[P]`` on scenario ``window``, or for ``None`` their
+        means over the ``test_flights`` held-out test flights."""
         genomes = np.atleast_2d(genomes)
+        if window is not None:
+            return self._fly(genomes, self.seed + window, self.flight_s)
+        flights = [self._fly(genomes, self.seed + TEST_SEED_OFFSET + k, self.test_s) for k in range(self.test_flights)]
+        return tuple(np.mean(parts, axis=0) for parts in zip(*flights))  # type: ignore[return-value]
+
+    def _fly(self, genomes: np.ndarray, seed: int, seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         population = len(genomes)
-        seed = self.seed + (TEST_SEED_OFFSET if window is None else window)
-        seconds = self.test_s if window is None else self.flight_s
         envs = [self._env(i) for i in range(population)]
         plan = self.flights(np.random.default_rng(seed), envs[0].params.control_dt, seconds, net_weight=self.net_weight)
         observations = np.array([env.reset(seed=seed, options={"plan": plan})[0][0] for env in envs])
