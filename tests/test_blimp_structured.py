@@ -328,6 +328,7 @@ def test_pair_training_flights_hold_one_net_weight_per_flight() -> None:
     np.testing.assert_array_equal(per_flight.reference, per_step.reference)  # the same set-points
     assert per_flight.holds == per_step.holds and len(per_flight.holds) == 5
     assert np.unique(per_flight.net_weight_offset).size == 1 and abs(per_flight.net_weight_offset[0]) <= 0.1
+    assert per_flight.buoyancy == "negative" and per_step.buoyancy == "neutral"  # pair flights: as paper-full
     assert np.unique(per_step.net_weight_offset).size == 5
     assert make_plan("pair-training", np.random.default_rng(3), 0.1, 250.0).reference.shape == (2500,)
     with pytest.raises(ValueError, match="unknown closed-loop flights 'gusty'; valid: i-training, pair-training"):

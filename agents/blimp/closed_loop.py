@@ -12,8 +12,9 @@ overshoot (``fitness.overshoot_weight``, the largest excursion past the new set-
 the servo flips (``fitness.flip_weight``, a flip being a sign change of the thrust direction) penalise the ringing
 that MAE + steady-state error alone tolerate. Flights (``fitness.flights``) follow the I-training protocol
 (``i-training``: 50 s set-points with the net weight ΔW ~ U(-r, r) N redrawn per set-point, ``data.net_weight``),
-so the buoyancy offsets an integral term must remove are in every flight, or hold one ΔW for the whole flight
-(``pair-training``, as paper-full does), so that a step's overshoot is the controller's own. Scenario ``k`` is
+so the buoyancy offsets an integral term must remove are in every flight, or fly the negatively buoyant blimp of
+paper-full with one ΔW offset for the whole flight (``pair-training``), so that a step's overshoot is the
+controller's own. Scenario ``k`` is
 the same flight (plan, sensor noise) for every individual; the test flight is a longer held-out scenario. One env
 per individual steps in lockstep and the population's networks are stepped as one batch
 (:class:`agents.blimp.snn.SNNPopulation`).

@@ -152,11 +152,12 @@ def pair_training(
     step: float | None = None,
     net_weight: float = I_TRAINING_NET_WEIGHT,
 ):
-    """PD + I pair data: the set-points of :func:`i_training` (50 s each, |Δ| in [0.3, 1] m) with one net weight
-    ΔW ~ U(-net_weight, net_weight) N for the whole flight, as in paper-full: the integral settles once, and each
-    step's overshoot is the controller's, not a new weight's."""
+    """PD + I pair data: the set-points of :func:`i_training` (50 s each, |Δ| in [0.3, 1] m) on the negatively
+    buoyant blimp of paper-full, its net weight offset by one ΔW ~ U(-net_weight, net_weight) N for the whole
+    flight: the integral settles once, and each step's overshoot is the controller's, not a new weight's."""
     result = i_training(rng, dt, duration_s, step, net_weight)
     result.net_weight_offset = np.full_like(result.reference, rng.uniform(-net_weight, net_weight))
+    result.buoyancy = "negative"
     return result
 
 
