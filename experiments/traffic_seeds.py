@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +33,23 @@ EVAL_SEED = 1000
 
 
 def run_all(
-    config: Path, out: Path, scenarios: list[str], seeds: list[int], overrides: list[str]
+    config: Path,
+    out: Path,
+    scenarios: list[str],
+    seeds: list[int],
+    overrides: list[str],
+    agents: Sequence[str] = tuple(AGENTS),
 ) -> list[tuple[str, str, Path]]:
-    """Train (or resume, or skip) and evaluate every run; returns ``(scenario, agent label, run directory)``."""
+    """Train (or resume, or skip) and evaluate every run of ``agents`` (labels of :data:`AGENTS`); returns
+    ``(scenario, agent label, run directory)``."""
+    unknown = [label for label in agents if label not in AGENTS]
+    if unknown:
+        raise SystemExit(f"unknown agent(s) {', '.join(unknown)}; valid: {', '.join(AGENTS)}")
     runs = []
     sets = [item for value in overrides for item in ("--set", value)]
     for scenario in scenarios:
-        for label, flags in AGENTS.items():
+        for label in agents:
+            flags = AGENTS[label]
             for seed in seeds:
                 run = out / f"{scenario}_{label}_s{seed}"
                 runs.append((scenario, label, run))
@@ -51,7 +62,7 @@ def run_all(
                     command += [*flags, *sets, "--run-dir", str(run)]
                 if not (run / "model.zip").is_file() and cli([*command, "--no-progress"]) != 0:
                     raise SystemExit(f"training failed: {' '.join(command)}")
-                compare = ["--compare", *BASELINES] if seed == seeds[0] else []
+                compare = ["--compare", *BASELINES] if seed == seeds[0] and label == agents[0] else []
                 if cli(["traffic-eval", str(run), "--seed", str(EVAL_SEED), *compare]) != 0:
                     raise SystemExit(f"evaluation failed: {run}")
     return runs
@@ -75,7 +86,7 @@ def summarise(runs: list[tuple[str, str, Path]], out: Path, sweep: list[dict] | 
             continue
         results = json.loads((run / "traffic_eval.json").read_text())
         for name, episodes in results.items():
-            if name in BASELINES and agent != next(iter(AGENTS)):
+            if name in BASELINES and agent != runs[0][1]:
                 continue  # deterministic baselines: counted once
             key = agent if name not in BASELINES else name
             table.setdefault(scenario, {}).setdefault(key, []).append(episodes[0]["average_travel_time"])
@@ -122,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", nargs="+", default=["jinan_3x4", "hangzhou_4x4"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--agents", nargs="+", default=list(AGENTS), help=f"any of {', '.join(AGENTS)} (default: all)")
     parser.add_argument(
         "--baselines", type=Path, metavar="JSON", help="a baseline sweep's JSON (experiments.traffic_baselines, same "
         "backend): its best MaxPressure and Advanced-MP setting per scenario join the table"
@@ -129,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     sweep = json.loads(args.baselines.read_text()) if args.baselines else None
-    runs = run_all(args.config, args.out, args.scenario, args.seeds, args.set)
+    runs = run_all(args.config, args.out, args.scenario, args.seeds, args.set, args.agents)
     print(summarise(runs, args.out, sweep))
     return 0
 

@@ -380,3 +380,11 @@ def test_multi_seed_comparison_summarises_runs_and_the_best_baseline_settings(tm
     assert rows["fixedtime"].split(" | ")[2] == "1"  # deterministic baselines: once per scenario
     assert "| 1 | 80.0 | 80.0 |" in rows["maxpressure, best of sweep (interval 15 s, min green 20 s)"]
     assert (out / "grid2x2_curves.png").stat().st_size > 5_000
+    # one agent alone (a variant of MTLight, say): only its runs, and the baselines beside its first seed
+    variant = tmp_path / "variant"
+    assert traffic_seeds.main(["--out", str(variant), "--scenario", "grid2x2", "--seeds", "0", "--agents", "dqn",
+                               "--set", "train.episodes=1", "--set", "env.horizon=120"]) == 0  # fmt: skip
+    assert sorted(p.name for p in variant.iterdir() if p.is_dir()) == ["grid2x2_dqn_s0"]
+    assert "fixedtime" in json.loads((variant / "grid2x2_dqn_s0" / "traffic_eval.json").read_text())
+    with pytest.raises(SystemExit, match="unknown agent.s. ppo; valid: mtlight, dqn, mtlight_spiking"):
+        traffic_seeds.main(["--out", str(variant), "--scenario", "grid2x2", "--agents", "ppo"])
