@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.aggregate import mean_std
 from experiments.cli import main as cli
 from experiments.traffic_baselines import SWEPT, best_settings, setting
 
@@ -69,8 +70,8 @@ def run_all(
 
 
 def summarise(runs: list[tuple[str, str, Path]], out: Path, sweep: list[dict] | None = None) -> str:
-    """Markdown summary (mean ± std over seeds, and each run's value) and learning-curve plots; returns the Markdown
-    text. ``sweep``: rows of a baseline sweep (:mod:`experiments.traffic_baselines`) whose best setting per
+    """Markdown summary (mean ± sample std over seeds, and each run's value) and learning-curve plots; returns the
+    Markdown text. ``sweep``: rows of a baseline sweep (:mod:`experiments.traffic_baselines`) whose best setting per
     scenario and controller is added as a row."""
     import matplotlib
 
@@ -101,7 +102,7 @@ def summarise(runs: list[tuple[str, str, Path]], out: Path, sweep: list[dict] | 
     for scenario, controllers in table.items():
         for name, values in controllers.items():
             each = ", ".join(f"{v:.1f}" for v in values)
-            spread = f"{np.mean(values):.1f} ± {np.std(values):.1f}"
+            spread = "{:.1f} ± {:.1f}".format(*mean_std(values))
             lines.append(f"| {scenario} | {name} | {len(values)} | {spread} | {each} |")
         for (swept, controller), row in best.items():
             if swept == scenario and controller in SWEPT:
