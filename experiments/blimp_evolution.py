@@ -143,7 +143,14 @@ def initial_genome(config: EvolveConfig, rng: np.random.Generator) -> np.ndarray
     ``fitness.coevolve`` followed by the partner run's best search genes."""
     genes = _own_initial_genome(config, rng)
     if config.fitness.coevolve:
-        genes = np.concatenate([genes, EvolutionRun(config.fitness.partner).load_best_genes()])
+        partner = EvolutionRun(config.fitness.partner)
+        partner_genes, size = partner.load_best_genes(), partner.load_config().network.search_space().size
+        if partner_genes.shape != (size,):
+            raise ConfigError(
+                f"fitness.partner: {partner.best_file} holds {partner_genes.size} search genes, its config's "
+                f"network.genome has {size}; co-evolve a run written by this version"
+            )
+        genes = np.concatenate([genes, partner_genes])
     return genes
 
 
@@ -460,9 +467,9 @@ def evolve(
         mininterval=0.5 if sys.stderr.isatty() else 30.0,
         dynamic_ncols=True,
     )
+    k = evo.windows_per_generation  # one window: the draw of runs that predate the option
     try:
         for generation in range(state.generation + 1, total + 1):
-            k = evo.windows_per_generation  # (one window: the draw of runs that predate the option)
             picks = [int(rng.integers(windows))] if k == 1 else rng.choice(windows, k, replace=False).tolist()
             genomes = np.asarray(es.ask())
             scores = [evaluate(genomes, window) for window in picks]  # the fitness is the mean over the windows

@@ -127,6 +127,22 @@ def summarise(runs: list[tuple[str, str, Path]], out: Path, sweep: list[dict] | 
     return text
 
 
+SWEEP_KEYS = ("scenario", "controller", "interval", "min_green", "average_travel_time")
+
+
+def read_sweep(path: Path) -> list[dict]:
+    """The rows of a baseline sweep's JSON; raises ``SystemExit`` with one line naming a missing, malformed or
+    foreign file."""
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--baselines {path}: cannot read a sweep ({type(err).__name__}: {err})") from None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and set(SWEEP_KEYS) <= set(row) for row in rows):
+        keys = ", ".join(SWEEP_KEYS)
+        raise SystemExit(f"--baselines {path}: not a traffic_baselines sweep (a list of rows with {keys})")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.traffic_seeds", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=Path(__file__).with_name("mtlight_cityflow.yaml"))
@@ -141,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    sweep = json.loads(args.baselines.read_text()) if args.baselines else None
+    sweep = read_sweep(args.baselines) if args.baselines else None  # checked before hours of training
     runs = run_all(args.config, args.out, args.scenario, args.seeds, args.set, args.agents)
     print(summarise(runs, args.out, sweep))
     return 0

@@ -311,6 +311,14 @@ def test_coevolution_searches_both_networks_and_keeps_the_partner_as_a_run(tmp_p
     assert run_cli("evolve", "--run-dir", tmp_path / "lonely", "--set", "fitness.kind=closed-loop",
                    "--set", "fitness.coevolve=true") == 2  # fmt: skip
     assert "fitness.coevolve needs fitness.partner" in capsys.readouterr().err
+    # a partner whose best genes do not fit its own search space (e.g. written by another version)
+    best = dict(np.load(partner / "best.npz"))
+    np.savez(partner / "best.npz", **{**best, "genes": best["genes"][:5]})
+    assert run_cli("evolve", "--config", "experiments/blimp_pd.yaml", "--run-dir", tmp_path / "misfit",
+                   "--set", "fitness.kind=closed-loop", "--set", f"fitness.partner={partner}",
+                   "--set", "fitness.coevolve=true", *closed_loop) == 2  # fmt: skip
+    assert "holds 5 search genes, its config's network.genome has 19" in capsys.readouterr().err
+    assert not (tmp_path / "misfit").exists()
 
 
 def json_of(path: Path) -> dict:

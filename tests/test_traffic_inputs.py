@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -389,3 +390,19 @@ def test_multi_seed_comparison_summarises_runs_and_the_best_baseline_settings(tm
     assert "fixedtime" in json.loads((variant / "grid2x2_dqn_s0" / "traffic_eval.json").read_text())
     with pytest.raises(SystemExit, match="unknown agent.s. ppo; valid: mtlight, dqn, mtlight_spiking"):
         traffic_seeds.main(["--out", str(variant), "--scenario", "grid2x2", "--agents", "ppo"])
+
+
+def test_a_bad_baseline_sweep_is_one_line_before_any_training(tmp_path):
+    from experiments import traffic_seeds
+
+    broken, foreign = tmp_path / "broken.json", tmp_path / "foreign.json"
+    broken.write_text("[{")
+    foreign.write_text(json.dumps([{"scenario": "jinan_3x4", "travel": 300.0}]))
+    out = tmp_path / "seeds"
+    cases = [(tmp_path / "missing.json", "cannot read a sweep (FileNotFoundError"),
+             (broken, "cannot read a sweep (JSONDecodeError"),
+             (foreign, "not a traffic_baselines sweep (a list of rows with scenario, controller")]  # fmt: skip
+    for path, message in cases:
+        with pytest.raises(SystemExit, match=re.escape(f"--baselines {path}: {message}")):
+            traffic_seeds.main(["--out", str(out), "--scenario", "grid2x2", "--baselines", str(path)])
+    assert not any(out.iterdir())  # nothing trained

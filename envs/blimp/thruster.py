@@ -82,8 +82,3 @@ class Thruster:
             forces.append(p.max_thrust * w * w * math.cos(theta))
         self.w, self.theta = w, theta
         return forces
-
-    @property
-    def thrust(self) -> float:
-        """Thrust magnitude along the rotor axis, N."""
-        return self.params.max_thrust * self.w * self.w
