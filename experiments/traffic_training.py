@@ -194,14 +194,20 @@ def evaluate(config: TrafficRunConfig, model_path: Path | None, episodes: int, s
     torch.set_num_threads(config.train.num_threads)
     env = build_env(config)
     try:
-        controller = make_controller(config.agent, env, seed)
-        if config.agent.name in LEARNING_AGENTS:
-            if model_path is None or not model_path.is_file():
-                raise CheckpointError(f"model {model_path} is missing")
-            controller.load(model_path, weights_only=True)
+        controller = load_controller(config, model_path, env, seed)
         return [run_episode(env, controller, seed + k, learn=False) for k in range(episodes)]
     finally:
         env.close()
+
+
+def load_controller(config: TrafficRunConfig, model_path: Path | None, env: TrafficSignalEnv, seed: int):
+    """The configured controller for ``env``; a learning agent gets its weights from ``model_path``."""
+    controller = make_controller(config.agent, env, seed)
+    if config.agent.name in LEARNING_AGENTS:
+        if model_path is None or not model_path.is_file():
+            raise CheckpointError(f"model {model_path} is missing")
+        controller.load(model_path, weights_only=True)
+    return controller
 
 
 def format_metrics_table(rows: dict[str, list[dict[str, float]]]) -> str:

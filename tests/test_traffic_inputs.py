@@ -390,6 +390,18 @@ def test_multi_seed_comparison_summarises_runs_and_the_best_baseline_settings(tm
     assert "fixedtime" in json.loads((variant / "grid2x2_dqn_s0" / "traffic_eval.json").read_text())
     with pytest.raises(SystemExit, match="unknown agent.s. ppo; valid: mtlight, dqn, mtlight_spiking"):
         traffic_seeds.main(["--out", str(variant), "--scenario", "grid2x2", "--agents", "ppo"])
+    # the latent probe of a trained MTLight: its own episode reproduces the evaluation, the mean-latent one is scored
+    from experiments import mtlight_latent
+
+    mtlight = out / "grid2x2_mtlight_s0"
+    assert mtlight_latent.main([str(mtlight), "--out", str(tmp_path / "latent.json")]) == 0
+    probe = json.loads((tmp_path / "latent.json").read_text())["grid2x2_mtlight_s0"]
+    evaluation = json.loads((mtlight / "traffic_eval.json").read_text())["mtlight"][0]
+    assert probe["travel_time"] == evaluation["average_travel_time"]
+    assert 0.0 <= probe["agreement"] <= 1.0 and probe["travel_time_mean_latent"] > 0
+    assert probe["decisions"] == 4 * 120 // 10  # 4 intersections x 12 decisions of 10 s
+    with pytest.raises(SystemExit, match="agent 'dqn' has no multi-task latent"):
+        mtlight_latent.main([str(out / "grid2x2_dqn_s0")])
 
 
 def test_a_bad_baseline_sweep_is_one_line_before_any_training(tmp_path):
