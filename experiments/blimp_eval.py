@@ -73,13 +73,15 @@ BASELINE_ARM = "pid"
 def build_arms(
     pd_run: Path | None, i_run: Path | None, rl_run: Path | None, only: list[str] | None = None
 ) -> dict[str, Controller]:
-    """Controllers to compare: deployed PID and its PD part always; the SNNs and RL actor when runs are given;
+    """Controllers to compare: deployed PID and its PD part always; the SNNs and RL actor when runs are given (the
+    SNN-PD alone, with the PID's exact I term and with the SNN-I);
     ``only`` keeps the named arms (unknown names raise, listing the available ones)."""
     arms: dict[str, Controller] = {"pid": PID(), "pd": PID(PIDGains(ki=0.0))}
     snn_pd = EvolutionRun(pd_run).load_controller() if pd_run else None
     snn_i = EvolutionRun(i_run).load_controller() if i_run else None
     if snn_pd is not None:
         arms["snn-pd"] = snn_pd
+        arms["snn-pd+i"] = SummedController(snn_pd, PID(PIDGains(kp=0.0, kd=0.0)))  # the SNN-PD with the exact I term
     if snn_i is not None:
         arms["pd+snn-i"] = SummedController(PID(PIDGains(ki=0.0)), snn_i)
     if snn_pd is not None and snn_i is not None:

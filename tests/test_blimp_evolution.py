@@ -92,10 +92,11 @@ def test_closed_loop_comparison_writes_table_and_plots(evolved: Path, tmp_path: 
                    "--out", out)  # fmt: skip
     assert code == 0
     rows = {r["arm"]: r for r in csv.DictReader((out / "comparison.csv").open())}
-    assert set(rows) == {"pid", "pd", "snn-pd", "pd+snn-i", "snn-pd+snn-i"}
+    assert set(rows) == {"pid", "pd", "snn-pd", "snn-pd+i", "pd+snn-i", "snn-pd+snn-i"}
     assert int(rows["pid"]["episodes"]) == 5  # five paper steps x 1 repeat
     assert float(rows["pid"]["sse_cm_mean"]) < 5.0
     assert float(rows["snn-pd"]["spikes_per_s_hidden_mean"]) > 0 and float(rows["pid"]["sops_per_s_mean"]) == 0
+    assert float(rows["snn-pd+i"]["spikes_per_s_hidden_mean"]) > 0  # the SNN-PD's spikes; the exact I adds none
     assert (out / "flight_paper-pd.png").stat().st_size > 10_000 and (out / "learning_curves.png").is_file()
     assert "| paper-pd | snn-pd |" in (out / "comparison.md").read_text()
 
