@@ -47,10 +47,11 @@ from agents.blimp.controllers import SNNController
 from agents.blimp.datasets import ImitationData, generate
 from agents.blimp.fitness import Evaluator, PopulationEvaluator
 from agents.blimp.integrator import integrator_genome
+from agents.blimp.pid import PIDGains
 from agents.blimp.snn import SNNArchitecture
 from agents.blimp.structured import JointGenome, SearchSpace, StructuredGenome
 from envs.blimp.params import BlimpParameters
-from experiments.blimp_config import INTEGRATOR_INIT, EvolveConfig
+from experiments.blimp_config import INTEGRATOR_INIT, PID_I_PARTNER, EvolveConfig
 from experiments.config import ConfigError
 from experiments.run_dir import PACKAGES, BaseRunDirectory, CheckpointError, write_atomic
 
@@ -97,11 +98,13 @@ class _SingleThreadEvaluator:
         return self.inner.evaluate(genomes, window)
 
 
-def load_partner(config: EvolveConfig) -> tuple[SNNArchitecture, np.ndarray | None] | None:
-    """``fitness.partner``'s architecture and best genome (``None`` in its place when it is co-evolved), or ``None``
-    without a partner (raises naming a missing or corrupt file)."""
+def load_partner(config: EvolveConfig) -> tuple[SNNArchitecture, np.ndarray | None] | PIDGains | None:
+    """``fitness.partner``'s architecture and best genome (``None`` in its place when it is co-evolved), the PID's
+    I term for ``pid-i``, or ``None`` without a partner (raises naming a missing or corrupt file)."""
     if config.fitness.partner is None:
         return None
+    if config.fitness.partner == PID_I_PARTNER:
+        return PIDGains(kp=0.0, ki=config.data.ki, kd=0.0)
     partner = EvolutionRun(config.fitness.partner)
     architecture = partner.load_config().network.architecture()
     return architecture, None if config.fitness.coevolve else partner.load_best_genome()
@@ -117,7 +120,7 @@ def search_space(config: EvolveConfig) -> SearchSpace | JointGenome:
 
 
 def make_evaluator(
-    config: EvolveConfig, data: ImitationData | None, partner: tuple[SNNArchitecture, np.ndarray] | None
+    config: EvolveConfig, data: ImitationData | None, partner: tuple[SNNArchitecture, np.ndarray] | PIDGains | None
 ) -> Evaluator:
     """The fitness of ``config``: imitation of ``data``, or closed-loop flights summed with ``partner``'s net."""
     arch = config.network.architecture()

@@ -173,6 +173,29 @@ def test_closed_loop_fitness_of_a_batch_equals_each_flight_alone(evolved: Path) 
     assert len(set(batch.round(6))) == 3 and (batch < 2.0).all()
 
 
+def test_closed_loop_fitness_with_the_pids_exact_i_as_partner_equals_the_summed_flight(evolved: Path) -> None:
+    """fitness.partner: pid-i flies each network with its own float PID I term: the loss equals that of flying
+    SummedController(network, PID(0, ki, 0)) through the env on the same plan."""
+    from agents.blimp.closed_loop import STEADY_WINDOW_S, ClosedLoopEvaluator, flight_loss
+    from agents.blimp.controllers import SNNController, SummedController, fly
+    from agents.blimp.pid import PID, PIDGains
+    from envs.blimp.env import BlimpAltitudeEnv
+    from envs.blimp.profiles import pair_training
+
+    run = EvolutionRun(evolved)
+    arch, genome = run.load_config().network.architecture(), run.load_best_genome()
+    i_term = PIDGains(kp=0.0, ki=0.75, kd=0.0)
+    evaluator = ClosedLoopEvaluator(arch, i_term, flight_s=100, test_s=50, seed=3, net_weight=0.06,
+                                    overshoot_weight=2.0, flights="pair-training")  # fmt: skip
+    loss = evaluator.evaluate(genome[None, :], 0)[0][0]
+    env = BlimpAltitudeEnv(terminate_on_contact=False)
+    plan = pair_training(np.random.default_rng(3), env.params.control_dt, 100, net_weight=0.06)
+    flight = fly(env, SummedController(SNNController(arch, genome), PID(i_term)), 3, {"plan": plan})
+    window = round(STEADY_WINDOW_S / env.params.control_dt)
+    expected = flight_loss(flight["z"][:, None], plan.reference, list(plan.holds), window, overshoot_weight=2.0)
+    assert loss == pytest.approx(expected[0], abs=1e-12)
+
+
 def test_closed_loop_evolution_starts_from_a_run_and_flies_with_a_partner(evolved: Path, tmp_path: Path) -> None:
     from agents.blimp.closed_loop import ClosedLoopEvaluator
 
@@ -202,6 +225,9 @@ def test_closed_loop_options_are_checked(evolved: Path, tmp_path: Path, capsys) 
     assert "data.net_weight must be in [0, 0.2] N, got 0.5" in capsys.readouterr().err
     assert run_cli("evolve", "--run-dir", tmp_path / "d", "--set", "fitness.steady_state_weight=-1") == 2
     assert "fitness.steady_state_weight must be >= 0, got -1.0" in capsys.readouterr().err
+    pid_partner = ["--set", "fitness.kind=closed-loop", "--set", "fitness.partner=pid-i", "--set", "fitness.coevolve=true"]
+    assert run_cli("evolve", "--run-dir", tmp_path / "e", *pid_partner) == 2
+    assert "fitness.partner: pid-i has nothing to evolve" in capsys.readouterr().err
 
 
 def test_zero_generation_run_scores_and_keeps_the_hand_set_integrator(evolved: Path, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from agents.blimp.pid import PIDGains, PIDPopulation
 from agents.blimp.snn import SNNArchitecture, SNNPopulation
 from envs.blimp.env import BlimpAltitudeEnv
 from envs.blimp.profiles import i_training, pair_training
@@ -80,8 +81,9 @@ class ClosedLoopEvaluator:
     Args:
         architecture: the evolving network's shape.
         partner: ``(architecture, genome [D'])`` of a fixed network whose command is added; ``(architecture, None)``
-            when the partner is co-evolved: each genome then holds the partner's after its own, ``[D + D']``; or
-            ``None`` (no partner).
+            when the partner is co-evolved: each genome then holds the partner's after its own, ``[D + D']``; the
+            gains of a fixed float :class:`~agents.blimp.pid.PID` partner (e.g. the PID's exact I term); or ``None``
+            (no partner).
         flight_s: length of a training flight, s (50 s per set-point).
         test_s: length of the test flight, s.
         seed: scenario seed.
@@ -94,7 +96,7 @@ class ClosedLoopEvaluator:
     def __init__(
         self,
         architecture: SNNArchitecture,
-        partner: tuple[SNNArchitecture, np.ndarray | None] | None,
+        partner: tuple[SNNArchitecture, np.ndarray | None] | PIDGains | None,
         flight_s: float,
         test_s: float,
         seed: int,
@@ -135,8 +137,10 @@ class ClosedLoopEvaluator:
         envs = [self._env(i) for i in range(population)]
         plan = self.flights(np.random.default_rng(seed), envs[0].params.control_dt, seconds, net_weight=self.net_weight)
         observations = np.array([env.reset(seed=seed, options={"plan": plan})[0][0] for env in envs])
-        partner = None
-        if self.partner is not None:
+        partner: SNNPopulation | PIDPopulation | None = None
+        if isinstance(self.partner, PIDGains):
+            partner = PIDPopulation(self.partner, population)
+        elif self.partner is not None:
             partner_arch, partner_genome = self.partner
             if partner_genome is None:  # co-evolved: the partner's genome follows the network's own
                 genomes, partner_genomes = genomes[:, : self.arch.size], genomes[:, self.arch.size :]

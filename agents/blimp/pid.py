@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 DERIVATIVE_MODES = ("single", "averaged")
 
 
@@ -73,3 +75,15 @@ class PID:
         self.history = [*self.history[-1:], error]
         u = g.kp * error + g.ki * self.integral + g.kd * d
         return max(-self.output_limit, min(self.output_limit, u))
+
+
+class PIDPopulation:
+    """``P`` independent :class:`PID` controllers stepped together, with :class:`agents.blimp.snn.SNNPopulation`'s
+    ``step`` interface (a fixed float partner in the closed-loop fitness, e.g. the PID's exact I term)."""
+
+    def __init__(self, gains: PIDGains, population: int) -> None:
+        self.controllers = [PID(gains) for _ in range(population)]
+
+    def step(self, error: torch.Tensor) -> torch.Tensor:
+        """Commands ``[P]`` (code units) for errors ``[P]`` (m)."""
+        return torch.tensor([pid(e) for pid, e in zip(self.controllers, error.tolist())], dtype=error.dtype)
