@@ -225,7 +225,8 @@ def test_closed_loop_options_are_checked(evolved: Path, tmp_path: Path, capsys) 
     assert "data.net_weight must be in [0, 0.2] N, got 0.5" in capsys.readouterr().err
     assert run_cli("evolve", "--run-dir", tmp_path / "d", "--set", "fitness.steady_state_weight=-1") == 2
     assert "fitness.steady_state_weight must be >= 0, got -1.0" in capsys.readouterr().err
-    pid_partner = ["--set", "fitness.kind=closed-loop", "--set", "fitness.partner=pid-i", "--set", "fitness.coevolve=true"]
+    pid_partner = ["--set", "fitness.kind=closed-loop", "--set", "fitness.partner=pid-i",
+                   "--set", "fitness.coevolve=true"]  # fmt: skip
     assert run_cli("evolve", "--run-dir", tmp_path / "e", *pid_partner) == 2
     assert "fitness.partner: pid-i has nothing to evolve" in capsys.readouterr().err
 
