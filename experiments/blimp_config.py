@@ -18,8 +18,9 @@ hand-set integrating network of :mod:`agents.blimp.integrator` with gain ``data.
 ``fitness.kind: closed-loop`` flies the MuJoCo blimp instead of imitating a dataset
 (:mod:`agents.blimp.closed_loop`); then ``data.train_windows`` is the number of training flights, ``window_s`` /
 ``test_s`` their lengths, ``seed`` their seed and ``net_weight`` the ΔW range, and ``fitness.partner`` names the
-evolution run whose best net is summed with the evolving one (the SNN-PD when an I net evolves), or ``pid-i``: the
-deployed PID's exact I term with gain ``data.ki`` (to tune an SNN-PD against an ideal integrator). With
+evolution run whose best net is summed with the evolving one (the SNN-PD when an I net evolves), or a part of the
+deployed PID instead of a network: ``pid-i``, its exact I term with gain ``data.ki`` (to tune an SNN-PD against an
+ideal integrator), or ``pid-pd``, its PD part with ``data.kp`` and ``data.kd`` (to tune an SNN-I). With
 ``fitness.coevolve: true`` the partner evolves too: CMA-ES searches both networks' genes as one genome (the
 partner's start is its run's best), and the run keeps the partner's evolved network as a run of its own in
 ``RUN_DIR/partner``.
@@ -111,12 +112,12 @@ class EvolutionConfig(Section, title="evolution"):
 FITNESS_KINDS = ("imitation", "closed-loop")
 CLOSED_LOOP_FLIGHTS = ("i-training", "pair-training")  # agents.blimp.closed_loop.FLIGHTS
 INTEGRATOR_INIT = "integrator"  # fitness.init keyword: the hand-set integrator of agents.blimp.integrator
-PID_I_PARTNER = "pid-i"  # fitness.partner keyword: the PID's exact I term (gain data.ki) instead of a network
+PID_PARTNERS = ("pid-i", "pid-pd")  # fitness.partner keywords: the PID's exact I term (data.ki) or PD part (kp, kd)
 
 
 class FitnessConfig(Section, title="fitness"):
     kind: Literal[FITNESS_KINDS] = "imitation"
-    partner: str | None = None  # closed-loop: run whose best network's command is added (e.g. the SNN-PD), or pid-i
+    partner: str | None = None  # closed-loop: run whose best network's command is added, or pid-i / pid-pd
     init: str | None = None  # a run directory (its best genome) or "integrator" instead of the activity-preserving init
     steady_state_weight: float = Field(1.0, ge=0)  # closed-loop: loss = tracking MAE + this x steady-state error
     overshoot_weight: float = Field(0.0, ge=0)  # closed-loop: + this x mean overshoot per step (m)
@@ -134,8 +135,10 @@ class FitnessConfig(Section, title="fitness"):
             raise ValueError("fitness.flights only applies to fitness.kind: closed-loop")
         if self.coevolve and self.partner is None:
             raise ValueError("fitness.coevolve needs fitness.partner (the run whose network evolves alongside)")
-        if self.coevolve and self.partner == PID_I_PARTNER:
-            raise ValueError("fitness.coevolve needs a network partner; fitness.partner: pid-i has nothing to evolve")
+        if self.coevolve and self.partner in PID_PARTNERS:
+            raise ValueError(
+                f"fitness.coevolve needs a network partner; fitness.partner: {self.partner} has nothing to evolve"
+            )
         return self
 
 

@@ -51,7 +51,7 @@ from agents.blimp.pid import PIDGains
 from agents.blimp.snn import SNNArchitecture
 from agents.blimp.structured import JointGenome, SearchSpace, StructuredGenome
 from envs.blimp.params import BlimpParameters
-from experiments.blimp_config import INTEGRATOR_INIT, PID_I_PARTNER, EvolveConfig
+from experiments.blimp_config import INTEGRATOR_INIT, PID_PARTNERS, EvolveConfig
 from experiments.config import ConfigError
 from experiments.run_dir import PACKAGES, BaseRunDirectory, CheckpointError, write_atomic
 
@@ -99,12 +99,14 @@ class _SingleThreadEvaluator:
 
 
 def load_partner(config: EvolveConfig) -> tuple[SNNArchitecture, np.ndarray | None] | PIDGains | None:
-    """``fitness.partner``'s architecture and best genome (``None`` in its place when it is co-evolved), the PID's
-    I term for ``pid-i``, or ``None`` without a partner (raises naming a missing or corrupt file)."""
+    """``fitness.partner``'s architecture and best genome (``None`` in its place when it is co-evolved), the gains
+    of the PID part named by ``pid-i`` / ``pid-pd``, or ``None`` without a partner (raises naming a missing or corrupt
+    file)."""
     if config.fitness.partner is None:
         return None
-    if config.fitness.partner == PID_I_PARTNER:
-        return PIDGains(kp=0.0, ki=config.data.ki, kd=0.0)
+    if config.fitness.partner in PID_PARTNERS:
+        d = config.data
+        return PIDGains(kp=0.0, ki=d.ki, kd=0.0) if config.fitness.partner == "pid-i" else PIDGains(d.kp, 0.0, d.kd)
     partner = EvolutionRun(config.fitness.partner)
     architecture = partner.load_config().network.architecture()
     return architecture, None if config.fitness.coevolve else partner.load_best_genome()

@@ -229,6 +229,12 @@ def test_closed_loop_options_are_checked(evolved: Path, tmp_path: Path, capsys) 
                    "--set", "fitness.coevolve=true"]  # fmt: skip
     assert run_cli("evolve", "--run-dir", tmp_path / "e", *pid_partner) == 2
     assert "fitness.partner: pid-i has nothing to evolve" in capsys.readouterr().err
+    from agents.blimp.pid import PIDGains
+    from experiments.blimp_evolution import load_partner
+
+    closed = {"kind": "closed-loop"}
+    parts = {name: load_partner(EvolveConfig(fitness={**closed, "partner": name})) for name in ("pid-i", "pid-pd")}
+    assert parts == {"pid-i": PIDGains(0.0, 0.75, 0.0), "pid-pd": PIDGains(9.0, 0.0, 14.0)}  # the deployed PID's parts
 
 
 def test_zero_generation_run_scores_and_keeps_the_hand_set_integrator(evolved: Path, tmp_path: Path) -> None:
