@@ -14,7 +14,7 @@ For every trained MTLight run directory, two greedy evaluation episodes on the r
 
 An agent whose decisions and travel time barely change without a state-dependent latent gets its control from the raw
 observation alone, which is what its DQN ablation sees. The script prints a Markdown table and, with ``--out``,
-writes the values as JSON.
+writes the values as JSON, keyed by the run directories as given.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the values as JSON")
     args = parser.parse_args(argv)
     try:
-        rows = {run.name: latent_usage(run, args.seed) for run in args.runs}
+        rows = {str(run): latent_usage(run, args.seed) for run in args.runs}  # paths: run names may repeat
     except UserError as err:
         raise SystemExit(f"error: {err}") from None
     print(markdown(rows))

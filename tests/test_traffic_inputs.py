@@ -395,7 +395,7 @@ def test_multi_seed_comparison_summarises_runs_and_the_best_baseline_settings(tm
 
     mtlight = out / "grid2x2_mtlight_s0"
     assert mtlight_latent.main([str(mtlight), "--out", str(tmp_path / "latent.json")]) == 0
-    probe = json.loads((tmp_path / "latent.json").read_text())["grid2x2_mtlight_s0"]
+    probe = json.loads((tmp_path / "latent.json").read_text())[str(mtlight)]
     evaluation = json.loads((mtlight / "traffic_eval.json").read_text())["mtlight"][0]
     assert probe["travel_time"] == evaluation["average_travel_time"]
     assert 0.0 <= probe["agreement"] <= 1.0 and probe["travel_time_mean_latent"] > 0
