@@ -31,6 +31,7 @@ continues exactly the search an uninterrupted one would have made.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import json
 import os
@@ -104,9 +105,13 @@ def load_partner(config: EvolveConfig) -> tuple[SNNArchitecture, np.ndarray | No
     file)."""
     if config.fitness.partner is None:
         return None
-    if config.fitness.partner in PID_PARTNERS:
-        d = config.data
-        return PIDGains(kp=0.0, ki=d.ki, kd=0.0) if config.fitness.partner == "pid-i" else PIDGains(d.kp, 0.0, d.kd)
+    if config.fitness.partner in PID_PARTNERS:  # a part of the PID with the gains of data.kp / ki / kd
+        gains = config.data.gains
+        return (
+            dataclasses.replace(gains, kp=0.0, kd=0.0)
+            if config.fitness.partner == "pid-i"
+            else (dataclasses.replace(gains, ki=0.0))
+        )
     partner = EvolutionRun(config.fitness.partner)
     architecture = partner.load_config().network.architecture()
     return architecture, None if config.fitness.coevolve else partner.load_best_genome()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -46,17 +47,15 @@ class RecordingModel(nn.Module):
         return self.model(history)
 
 
-class FixedLatentModel(nn.Module):
-    """``model``'s Q-network fed the newest observation and a constant ``latent [S]`` instead of the encoder's."""
+class ConstantLatent(nn.Module):
+    """Stands in for MTLight's encoder: the same ``latent [S]`` for every history, no task predictions."""
 
-    def __init__(self, model: TrafficQModel, latent: torch.Tensor) -> None:
+    def __init__(self, latent: torch.Tensor) -> None:
         super().__init__()
-        self.model = model
         self.latent = latent
 
     def forward(self, history: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        obs = history[:, -1]
-        return self.model.q_net(torch.cat([obs, self.latent.expand(len(obs), -1)], dim=1)), {}
+        return self.latent.expand(len(history), -1), {}
 
 
 def latent_usage(run_dir: Path, seed: int) -> dict[str, float]:
@@ -76,11 +75,11 @@ def latent_usage(run_dir: Path, seed: int) -> dict[str, float]:
         with torch.no_grad():
             histories = torch.cat(recorder.histories)  # [steps * A, K, D]
             latent, _ = trained.encoder(histories)
-            mean_latent = latent.mean(dim=0)
+            ablated_model = TrafficQModel(trained.q_net, ConstantLatent(latent.mean(dim=0)))
             q_own, _ = trained(histories)
-            q_mean, _ = FixedLatentModel(trained, mean_latent)(histories)
+            q_mean, _ = ablated_model(histories)
         agreement = float((q_own.argmax(dim=1) == q_mean.argmax(dim=1)).float().mean())
-        agent.model = FixedLatentModel(trained, mean_latent)
+        agent.model = ablated_model
         ablated = run_episode(env, agent, seed, learn=False)
     finally:
         env.close()
@@ -113,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rows = {str(run): latent_usage(run, args.seed) for run in args.runs}  # paths: run names may repeat
-    except UserError as err:
-        raise SystemExit(f"error: {err}") from None
+    except UserError as err:  # not a run, not MTLight, its model missing or unreadable
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(markdown(rows))
     if args.out:
         write_atomic(args.out, json.dumps(rows, indent=2) + "\n")

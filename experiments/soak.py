@@ -3,7 +3,7 @@ resume, then a check that nothing was lost.
 
 Usage::
 
-    nice -n 5 python -m experiments.soak --cycles 20 --out ~/spikerl-runs/soak [--docs docs/reliability.md]
+    nice -n 5 python -m experiments.soak --cycles 20 --out runs/soak [--docs docs/reliability.md]
 
 Each cycle starts ``train_agent.py train`` (the first) or ``train --resume`` (the others) on a small TD3 run
 (InvertedPendulum-v5, a checkpoint every rollout of 50 steps) and SIGKILLs it a random delay after its first

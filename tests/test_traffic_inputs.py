@@ -353,7 +353,7 @@ def test_checkpoint_loading_never_executes_code(tmp_path, monkeypatch):
     assert "\n" not in message and "holds objects other than tensors" in message and "Unsupported global" in message
 
 
-def test_multi_seed_comparison_summarises_runs_and_the_best_baseline_settings(tmp_path):
+def test_multi_seed_comparison_summarises_runs_and_the_best_baseline_settings(tmp_path, capsys):
     """experiments.traffic_seeds on a generated grid (CityFlow, 1 short episode per run): every agent and seed is
     trained and evaluated, the summary gives mean ± std and each run's value, and a sweep's best settings join."""
     require_backend("cityflow")
@@ -400,8 +400,12 @@ def test_multi_seed_comparison_summarises_runs_and_the_best_baseline_settings(tm
     assert probe["travel_time"] == evaluation["average_travel_time"]
     assert 0.0 <= probe["agreement"] <= 1.0 and probe["travel_time_mean_latent"] > 0
     assert probe["decisions"] == 4 * 120 // 10  # 4 intersections x 12 decisions of 10 s
-    with pytest.raises(SystemExit, match="agent 'dqn' has no multi-task latent"):
-        mtlight_latent.main([str(out / "grid2x2_dqn_s0")])
+    assert mtlight_latent.main([str(out / "grid2x2_dqn_s0")]) == 2
+    assert "agent 'dqn' has no multi-task latent" in capsys.readouterr().err
+    (mtlight / "model.zip").write_bytes(b"not a checkpoint")  # a corrupt model: one line, nothing written
+    assert mtlight_latent.main([str(mtlight), "--out", str(tmp_path / "corrupt.json")]) == 2
+    assert "not a readable traffic agent checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "corrupt.json").exists()
 
 
 def test_a_bad_baseline_sweep_is_one_line_before_any_training(tmp_path):
